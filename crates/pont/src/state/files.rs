@@ -1,0 +1,94 @@
+//! Crash-safe file primitives: write-to-temporary, fsync, rename, fsync directory.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::StateError;
+
+pub fn write_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
+    let mut bytes = serde_json::to_vec_pretty(value).expect("records always serialize");
+    bytes.push(b'\n');
+    write_bytes_atomic(path, &bytes)
+}
+
+pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    let dir = path.parent().expect("state files live in a directory");
+    let name = path
+        .file_name()
+        .expect("state files have a name")
+        .to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let write = || -> io::Result<()> {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        // The rename is durable only once the directory entry is on disk.
+        File::open(dir)?.sync_all()
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        StateError::Io {
+            op: "write",
+            path: path.to_path_buf(),
+            source: e,
+        }
+    })
+}
+
+pub fn load_optional<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, StateError> {
+    match fs::read(path) {
+        Ok(bytes) => parse(path, &bytes).map(Some),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StateError::Io {
+            op: "read",
+            path: path.to_path_buf(),
+            source: e,
+        }),
+    }
+}
+
+fn parse<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T, StateError> {
+    serde_json::from_slice(bytes).map_err(|source| StateError::Corrupt {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Load every record in `dir`; `pick` maps a directory entry to the file to read.
+/// A record that vanished between listing and reading (removed concurrently) is skipped.
+pub fn load_all<T: DeserializeOwned>(
+    dir: &Path,
+    pick: impl Fn(&Path) -> Option<PathBuf>,
+) -> Result<Vec<T>, StateError> {
+    let entries = fs::read_dir(dir).map_err(StateError::io("list", dir))?;
+    let mut records = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(StateError::io("list", dir))?;
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue; // temporaries of an interrupted write
+        }
+        if let Some(path) = pick(&entry.path()) {
+            if let Some(record) = load_optional(&path)? {
+                records.push(record);
+            }
+        }
+    }
+    Ok(records)
+}
+
+pub fn remove_file(path: &Path) -> Result<(), StateError> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(StateError::Io {
+            op: "remove",
+            path: path.to_path_buf(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,179 @@
+//! pont's records on disk.
+//!
+//! Layout of the state root (`--root`, env `PONT_ROOT`, default `/var/lib/pont`):
+//!
+//! ```text
+//! ROOT/
+//!   lock                        flock(2)ed exclusively by every command that changes state
+//!   networks/NAME.json          one NetworkRecord per network
+//!   containers/ID/config.json   one ContainerRecord per container
+//!   containers/ID/hosts         the container's /etc/hosts (bind-mounted into it)
+//!   containers/ID/resolv.conf   the container's /etc/resolv.conf
+//!   containers/ID/log           stdout and stderr of a detached container
+//! ```
+//!
+//! Every record is written to a temporary file in the same directory, fsynced
+//! and renamed over the old one, so a reader or a crash sees either the old
+//! record or the new one, never a torn one. Which addresses are in use is not
+//! stored separately: it is derived from the container records, so it cannot
+//! drift from them.
+
+mod files;
+mod lock;
+
+pub use lock::Lock;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::model::{ContainerRecord, NetworkRecord};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot {op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("corrupt state file {path}: {source}")]
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+impl StateError {
+    pub(crate) fn io<'a>(
+        op: &'static str,
+        path: &'a Path,
+    ) -> impl FnOnce(io::Error) -> StateError + 'a {
+        move |source| StateError::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// Open (creating if needed) the state root.
+    pub fn open(root: &Path) -> Result<Store, StateError> {
+        for dir in [
+            root.to_path_buf(),
+            root.join("networks"),
+            root.join("containers"),
+        ] {
+            std::fs::create_dir_all(&dir).map_err(StateError::io("create directory", &dir))?;
+        }
+        Ok(Store {
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Take the exclusive lock; blocks while another pont process holds it.
+    pub fn lock(&self) -> Result<Lock, StateError> {
+        Lock::acquire(&self.root.join("lock"))
+    }
+
+    fn network_path(&self, name: &str) -> PathBuf {
+        self.root.join("networks").join(format!("{name}.json"))
+    }
+
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.root.join("containers").join(id)
+    }
+
+    pub fn networks(&self) -> Result<Vec<NetworkRecord>, StateError> {
+        let mut all: Vec<NetworkRecord> = files::load_all(&self.root.join("networks"), |entry| {
+            entry
+                .extension()
+                .is_some_and(|e| e == "json")
+                .then(|| entry.to_path_buf())
+        })?;
+        all.sort_by_key(|n| (n.created, n.name.clone()));
+        Ok(all)
+    }
+
+    pub fn network(&self, name: &str) -> Result<Option<NetworkRecord>, StateError> {
+        files::load_optional(&self.network_path(name))
+    }
+
+    pub fn save_network(&self, _lock: &Lock, net: &NetworkRecord) -> Result<(), StateError> {
+        files::write_atomic(&self.network_path(&net.name), net)
+    }
+
+    pub fn remove_network(&self, _lock: &Lock, name: &str) -> Result<(), StateError> {
+        files::remove_file(&self.network_path(name))
+    }
+
+    pub fn containers(&self) -> Result<Vec<ContainerRecord>, StateError> {
+        let mut all: Vec<ContainerRecord> =
+            files::load_all(&self.root.join("containers"), |entry| {
+                let config = entry.join("config.json");
+                config.exists().then_some(config)
+            })?;
+        all.sort_by_key(|c| (c.created, c.id.clone()));
+        Ok(all)
+    }
+
+    /// A container by exact name, exact id, or unambiguous id prefix.
+    pub fn find_container(&self, key: &str) -> Result<Option<ContainerRecord>, StateError> {
+        let all = self.containers()?;
+        if let Some(c) = all.iter().find(|c| c.name == key || c.id == key) {
+            return Ok(Some(c.clone()));
+        }
+        let mut by_prefix = all
+            .into_iter()
+            .filter(|c| !key.is_empty() && c.id.starts_with(key));
+        match (by_prefix.next(), by_prefix.next()) {
+            (Some(c), None) => Ok(Some(c)),
+            _ => Ok(None),
+        }
+    }
+
+    pub fn save_container(&self, _lock: &Lock, c: &ContainerRecord) -> Result<(), StateError> {
+        let dir = self.container_dir(&c.id);
+        std::fs::create_dir_all(&dir).map_err(StateError::io("create directory", &dir))?;
+        files::write_atomic(&dir.join("config.json"), c)
+    }
+
+    /// Write one of a container's generated files (hosts, resolv.conf).
+    pub fn write_container_file(
+        &self,
+        _lock: &Lock,
+        id: &str,
+        name: &str,
+        contents: &str,
+    ) -> Result<PathBuf, StateError> {
+        let path = self.container_dir(id).join(name);
+        files::write_bytes_atomic(&path, contents.as_bytes())?;
+        Ok(path)
+    }
+
+    pub fn remove_container(&self, _lock: &Lock, id: &str) -> Result<(), StateError> {
+        let dir = self.container_dir(id);
+        // Remove the record first: a crash half-way then leaves only loose files,
+        // never a record that points at deleted ones.
+        files::remove_file(&dir.join("config.json"))?;
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(StateError::Io {
+                op: "remove",
+                path: dir,
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,111 @@
+use super::*;
+use crate::model::{ContainerState, Ipv4Net, NetMode};
+
+fn temp_root(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pont-state-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn network(name: &str) -> NetworkRecord {
+    NetworkRecord {
+        name: name.into(),
+        id: "ab".repeat(32),
+        bridge: "br-abababababab".into(),
+        subnet: "10.1.0.0/24".parse::<Ipv4Net>().unwrap(),
+        gateway: "10.1.0.1".parse().unwrap(),
+        ip_range: None,
+        mtu: 1500,
+        internal: false,
+        icc: true,
+        created: 1,
+    }
+}
+
+fn container(id: &str, name: &str) -> ContainerRecord {
+    ContainerRecord {
+        id: id.into(),
+        name: name.into(),
+        state: ContainerState::Running,
+        pid: Some(1),
+        start_time: Some(2),
+        monitor_pid: None,
+        monitor_start_time: None,
+        exit_code: None,
+        created: 3,
+        started: None,
+        finished: None,
+        argv: vec!["true".into()],
+        env: vec![],
+        workdir: None,
+        rootfs: None,
+        hostname: name.into(),
+        net_mode: NetMode::None,
+        requested_ip: None,
+        requested_mac: None,
+        last_ipv4: None,
+        endpoints: vec![],
+        auto_remove: false,
+        detached: false,
+    }
+}
+
+#[test]
+fn records_round_trip() {
+    let root = temp_root("roundtrip");
+    let store = Store::open(&root).unwrap();
+    let lock = store.lock().unwrap();
+    store.save_network(&lock, &network("web")).unwrap();
+    assert_eq!(store.network("web").unwrap(), Some(network("web")));
+    assert_eq!(store.networks().unwrap(), vec![network("web")]);
+    store.remove_network(&lock, "web").unwrap();
+    store.remove_network(&lock, "web").unwrap(); // repeatable
+    assert_eq!(store.networks().unwrap(), vec![]);
+
+    let id = "0123456789abcdef".repeat(4);
+    store.save_container(&lock, &container(&id, "api")).unwrap();
+    assert_eq!(store.find_container("api").unwrap().unwrap().id, id);
+    assert_eq!(store.find_container(&id[..5]).unwrap().unwrap().name, "api");
+    assert!(store.find_container("nope").unwrap().is_none());
+    store.remove_container(&lock, &id).unwrap();
+    assert!(store.containers().unwrap().is_empty());
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn ambiguous_prefix_finds_nothing() {
+    let root = temp_root("prefix");
+    let store = Store::open(&root).unwrap();
+    let lock = store.lock().unwrap();
+    store
+        .save_container(&lock, &container(&"a1".repeat(32), "one"))
+        .unwrap();
+    store
+        .save_container(&lock, &container(&"a2".repeat(32), "two"))
+        .unwrap();
+    assert!(store.find_container("a").unwrap().is_none());
+    assert_eq!(store.find_container("a2").unwrap().unwrap().name, "two");
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn corrupt_record_names_the_file_and_is_not_dropped() {
+    let root = temp_root("corrupt");
+    let store = Store::open(&root).unwrap();
+    let lock = store.lock().unwrap();
+    store.save_network(&lock, &network("good")).unwrap();
+    std::fs::write(root.join("networks/bad.json"), b"{\"name\": \"bad\", tru").unwrap();
+    let err = store.networks().unwrap_err().to_string();
+    assert!(err.starts_with("corrupt state file "), "{err}");
+    assert!(err.contains("networks/bad.json"), "{err}");
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn interrupted_write_temporaries_are_ignored() {
+    let root = temp_root("tmp");
+    let store = Store::open(&root).unwrap();
+    std::fs::write(root.join("networks/.web.json.tmp.99"), b"{").unwrap();
+    assert!(store.networks().unwrap().is_empty());
+    std::fs::remove_dir_all(&root).unwrap();
+}
