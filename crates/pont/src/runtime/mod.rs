@@ -1,1 +1,38 @@
-//! placeholder
+//! Containers: the records, processes and endpoints behind `pont run`, `stop`,
+//! `start`, `rm` and `exec`. It joins the container module (processes) to the
+//! engine (networking), and holds the monitor: the pont process that is the
+//! parent of a container's init, waits for it and cleans up when it exits.
+
+mod error;
+mod etc_files;
+mod lifecycle;
+mod names;
+mod reconcile;
+mod run;
+
+pub use error::RuntimeError;
+pub use run::{NetworkChoice, RunRequest};
+
+use crate::engine::Engine;
+use crate::model::ContainerRecord;
+
+pub struct Runtime {
+    engine: Engine,
+}
+
+impl Runtime {
+    pub fn new(engine: Engine) -> Runtime {
+        Runtime { engine }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn container(&self, key: &str) -> Result<ContainerRecord, RuntimeError> {
+        self.engine
+            .store()
+            .find_container(key)?
+            .ok_or_else(|| RuntimeError::NotFound(key.to_string()))
+    }
+}

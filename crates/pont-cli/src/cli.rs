@@ -1,0 +1,176 @@
+//! The command line, as clap types. Nothing but parsing lives here.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pont",
+    version,
+    about = "Container networking from Linux primitives"
+)]
+pub struct Cli {
+    /// State root (records, logs, generated /etc files).
+    #[arg(
+        long,
+        env = "PONT_ROOT",
+        default_value = "/var/lib/pont",
+        global = true
+    )]
+    pub root: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(NetworkCommand),
+    /// Run a command in a new container.
+    Run(RunArgs),
+    /// Run a command inside a running container.
+    Exec(ExecArgs),
+    /// List containers.
+    Ps(PsArgs),
+    /// Show a container's details as JSON.
+    Inspect { names: Vec<String> },
+    /// Show a detached container's output.
+    Logs {
+        /// Keep printing new output until the container exits.
+        #[arg(short, long)]
+        follow: bool,
+        name: String,
+    },
+    /// Stop running containers: SIGTERM, then SIGKILL after the timeout.
+    Stop {
+        /// Seconds to wait before SIGKILL.
+        #[arg(short = 't', long = "time", default_value_t = 10)]
+        time: u64,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Start exited containers again (same name, network and, if free, address).
+    Start {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove containers.
+    Rm {
+        /// Stop (SIGKILL) running containers first.
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NetworkCommand {
+    /// Create a bridge network.
+    Create(NetworkCreateArgs),
+    /// List networks.
+    Ls {
+        #[arg(long, value_parser = ["table", "json"], default_value = "table")]
+        format: String,
+        /// Only names.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Show networks as JSON.
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove networks that no container uses.
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkCreateArgs {
+    pub name: String,
+    /// IPv4 subnet in CIDR form; picked from the address pools if omitted.
+    #[arg(long)]
+    pub subnet: Option<String>,
+    /// Gateway address on the bridge (default: the subnet's first host).
+    #[arg(long)]
+    pub gateway: Option<Ipv4Addr>,
+    /// Hand out container addresses only from this sub-range.
+    #[arg(long = "ip-range")]
+    pub ip_range: Option<String>,
+    #[arg(long)]
+    pub mtu: Option<u32>,
+    /// No way out of the network: no masquerade, no forwarding.
+    #[arg(long)]
+    pub internal: bool,
+    /// Driver options; `icc=false` forbids traffic between the network's containers.
+    #[arg(short = 'o', long = "opt", value_name = "KEY=VALUE")]
+    pub opts: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Container name (default: a generated one).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A network name, `none` (loopback only) or `host` (the host's namespace).
+    #[arg(long, alias = "net")]
+    pub network: Option<String>,
+    /// Static IPv4 address on the network.
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// MAC address of the container's interface.
+    #[arg(long)]
+    pub mac: Option<String>,
+    /// Host name inside the container (default: its name).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Set an environment variable (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Working directory inside the container.
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<PathBuf>,
+    /// Run in the background and print the container id.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Remove the container's record when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Directory to use as the container's root file system.
+    #[arg(long)]
+    pub rootfs: Option<PathBuf>,
+    /// The command and its arguments (after `--`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// Set an environment variable (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Working directory inside the container.
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<PathBuf>,
+    pub name: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    /// Also exited containers.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only ids.
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[arg(long, value_parser = ["table", "json"], default_value = "table")]
+    pub format: String,
+}

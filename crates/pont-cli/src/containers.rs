@@ -1,0 +1,208 @@
+//! `pont run`, `exec`, `ps`, `inspect`, `logs`, `stop`, `start`, `rm`.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail};
+use pont::model::{validate_mac, ContainerState};
+use pont::runtime::{NetworkChoice, RunRequest, Runtime};
+
+use crate::cli::{ExecArgs, PsArgs, RunArgs};
+use crate::output;
+
+pub fn run(rt: &Runtime, args: RunArgs) -> anyhow::Result<u8> {
+    let network = match args.network.as_deref() {
+        None => NetworkChoice::Default,
+        Some("none") => NetworkChoice::None,
+        Some("host") => NetworkChoice::Host,
+        Some(name) => NetworkChoice::Named(name.to_string()),
+    };
+    let ip = match args.ip.as_deref() {
+        Some(s) => Some(
+            s.parse()
+                .map_err(|_| anyhow!("invalid IPv4 address '{s}' for --ip"))?,
+        ),
+        None => None,
+    };
+    let req = RunRequest {
+        name: args.name,
+        network,
+        ip,
+        mac: args.mac.as_deref().map(validate_mac).transpose()?,
+        hostname: args.hostname,
+        env: parse_env(&args.env)?,
+        workdir: args.workdir,
+        rootfs: args.rootfs,
+        argv: args.command,
+        auto_remove: args.rm,
+        detach: args.detach,
+    };
+    if req.detach {
+        let id = rt.run_detached(&req)?;
+        println!("{id}");
+        Ok(0)
+    } else {
+        Ok(exit_byte(rt.run_foreground(&req)?))
+    }
+}
+
+pub fn exec(rt: &Runtime, args: ExecArgs) -> anyhow::Result<u8> {
+    let env = parse_env(&args.env)?;
+    Ok(exit_byte(rt.exec(
+        &args.name,
+        &args.command,
+        &env,
+        args.workdir.as_deref(),
+    )?))
+}
+
+fn exit_byte(code: i32) -> u8 {
+    u8::try_from(code).unwrap_or(255)
+}
+
+fn parse_env(items: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    items
+        .iter()
+        .map(|item| match item.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            // Docker's `-e NAME` passes pont's own value through.
+            None if !item.is_empty() => Ok((item.clone(), std::env::var(item).unwrap_or_default())),
+            _ => bail!("invalid environment variable '{item}': expected KEY=VALUE"),
+        })
+        .collect()
+}
+
+pub fn ps(rt: &Runtime, args: &PsArgs) -> anyhow::Result<()> {
+    let lock = rt.engine().store().lock()?;
+    rt.reconcile(&lock)?;
+    drop(lock);
+    let containers: Vec<_> = rt
+        .engine()
+        .store()
+        .containers()?
+        .into_iter()
+        .filter(|c| args.all || c.state != ContainerState::Exited)
+        .collect();
+    if args.quiet {
+        containers.iter().for_each(|c| println!("{}", c.short_id()));
+    } else if args.format == "json" {
+        let all: Vec<_> = containers.iter().map(output::container_json).collect();
+        println!("{}", serde_json::to_string_pretty(&all)?);
+    } else {
+        let mut rows = vec![[
+            "CONTAINER ID",
+            "NAME",
+            "STATE",
+            "NETWORKS",
+            "PORTS",
+            "COMMAND",
+        ]
+        .map(String::from)
+        .to_vec()];
+        for c in &containers {
+            let state = match (c.state, c.exit_code) {
+                (ContainerState::Exited, Some(code)) => format!("exited ({code})"),
+                (s, _) => output::state_name(s).to_string(),
+            };
+            let nets: Vec<String> = c
+                .endpoints
+                .iter()
+                .map(|e| format!("{}:{}", e.network, e.ipv4))
+                .collect();
+            rows.push(vec![
+                c.short_id().to_string(),
+                c.name.clone(),
+                state,
+                nets.join(","),
+                String::new(),
+                c.argv.join(" "),
+            ]);
+        }
+        output::print_table(&rows);
+    }
+    Ok(())
+}
+
+pub fn inspect(rt: &Runtime, names: &[String]) -> anyhow::Result<()> {
+    if names.is_empty() {
+        bail!("inspect needs at least one container name");
+    }
+    let lock = rt.engine().store().lock()?;
+    rt.reconcile(&lock)?;
+    drop(lock);
+    let docs = names
+        .iter()
+        .map(|n| rt.container(n).map(|c| output::container_json(&c)))
+        .collect::<Result<Vec<_>, _>>()?;
+    output::print_json_one_or_many(docs)
+}
+
+pub fn logs(rt: &Runtime, name: &str, follow: bool) -> anyhow::Result<()> {
+    let c = rt.container(name)?;
+    let path = rt.engine().store().container_dir(&c.id).join("log");
+    let mut file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if c.detached {
+                return Ok(());
+            }
+            bail!("container {name} ran in the foreground: it has no log");
+        }
+        Err(e) => return Err(anyhow!("cannot open {}: {e}", path.display())),
+    };
+    let mut out = std::io::stdout().lock();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n > 0 {
+            out.write_all(&buf[..n])?;
+            continue;
+        }
+        out.flush()?;
+        if !follow || !still_running(rt, &c.id) {
+            // One more read: output written just before the exit.
+            let pos = file.stream_position()?;
+            file.seek(SeekFrom::Start(pos))?;
+            std::io::copy(&mut file, &mut out)?;
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn still_running(rt: &Runtime, id: &str) -> bool {
+    matches!(rt.container(id), Ok(c) if c.state != ContainerState::Exited)
+}
+
+pub fn stop(rt: &Runtime, names: &[String], secs: u64) -> anyhow::Result<()> {
+    for_each(names, |n| rt.stop(n, Duration::from_secs(secs)))
+}
+
+pub fn start(rt: &Runtime, names: &[String]) -> anyhow::Result<()> {
+    for_each(names, |n| rt.start(n).map(drop))
+}
+
+pub fn rm(rt: &Runtime, names: &[String], force: bool) -> anyhow::Result<()> {
+    for_each(names, |n| rt.remove(n, force))
+}
+
+/// Act on every name, printing each that succeeded; report all failures, fail if any.
+fn for_each<E: std::fmt::Display>(
+    names: &[String],
+    mut act: impl FnMut(&str) -> Result<(), E>,
+) -> anyhow::Result<()> {
+    let mut failed = 0;
+    for name in names {
+        match act(name) {
+            Ok(()) => println!("{name}"),
+            Err(e) => {
+                eprintln!("pont: {e}");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} failed", names.len());
+    }
+    Ok(())
+}

@@ -1,0 +1,145 @@
+//! Endpoints: one container namespace attached to one network by a veth pair.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::BorrowedFd;
+
+use super::{Engine, EngineError};
+use crate::ipam::AddressSpace;
+use crate::model::{ContainerState, Endpoint, MacAddr, NetworkRecord};
+use crate::netlink::Netlink;
+
+pub const DEFAULT_CONTAINER_IFNAME: &str = "eth0";
+
+#[derive(Clone, Debug, Default)]
+pub struct AttachOptions {
+    /// `--ip`: this address or an error.
+    pub ip: Option<Ipv4Addr>,
+    /// An address to prefer if it is free (the one a restarted container had).
+    pub preferred_ip: Option<Ipv4Addr>,
+    pub mac: Option<MacAddr>,
+}
+
+impl Engine {
+    /// Choose the address and MAC of a new endpoint of container `id` on `net`.
+    /// Nothing is changed; the caller records the endpoint under the same lock
+    /// before anyone else can choose, which is what keeps addresses unique.
+    pub fn reserve_endpoint(
+        &self,
+        id: &str,
+        net: &NetworkRecord,
+        opts: &AttachOptions,
+    ) -> Result<Endpoint, EngineError> {
+        let mut in_use = BTreeSet::new();
+        let mut macs_in_use = BTreeSet::new();
+        for c in self.store.containers()? {
+            if c.state == ContainerState::Exited || c.id == id {
+                continue;
+            }
+            for e in c.endpoints.iter().filter(|e| e.network == net.name) {
+                in_use.insert(e.ipv4);
+                macs_in_use.insert(e.mac);
+            }
+        }
+        let space = AddressSpace {
+            network: &net.name,
+            subnet: net.subnet,
+            gateway: net.gateway,
+            ip_range: net.ip_range,
+            in_use: &in_use,
+        };
+        let ipv4 = match opts.ip {
+            Some(ip) => space.check_requested(ip)?,
+            None => space.allocate(opts.preferred_ip)?,
+        };
+        let mac = match opts.mac {
+            Some(mac) => mac,
+            None => loop {
+                let mac = MacAddr::random();
+                if !macs_in_use.contains(&mac) {
+                    break mac;
+                }
+            },
+        };
+        Ok(Endpoint {
+            network: net.name.clone(),
+            interface: DEFAULT_CONTAINER_IFNAME.into(),
+            host_interface: host_ifname(id),
+            mac,
+            ipv4,
+            prefix_len: net.subnet.prefix_len(),
+            gateway: net.gateway,
+            static_ip: opts.ip.is_some(),
+        })
+    }
+
+    /// Make the endpoint in the kernel: the veth pair (its container end made
+    /// directly inside `container_netns`), the bridge port, the address, the
+    /// default route. On failure the pair is deleted again.
+    pub fn plumb_endpoint(
+        &self,
+        host: &mut Netlink,
+        container_netns: BorrowedFd<'_>,
+        net: &NetworkRecord,
+        ep: &Endpoint,
+    ) -> Result<(), EngineError> {
+        let bridge = self.ensure_bridge(host, net)?;
+        let veth = host.create_veth(
+            &ep.host_interface,
+            &ep.interface,
+            container_netns,
+            net.mtu,
+            Some(ep.mac.0),
+        )?;
+        let configure = |host: &mut Netlink| -> Result<(), EngineError> {
+            host.set_master(veth, bridge)?;
+            host.set_up(veth)?;
+            configure_container_side(container_netns, ep)
+        };
+        if let Err(err) = configure(host) {
+            return Err(match host.delete_link(veth) {
+                Ok(_) => err,
+                Err(undo) => EngineError::UndoFailed(Box::new(err), Box::new(undo.into())),
+            });
+        }
+        Ok(())
+    }
+
+    /// Remove an endpoint's host end (which takes the pair with it). Already gone
+    /// is fine: normally the kernel removed it with the container's namespace.
+    pub fn unplumb_endpoint(&self, host: &mut Netlink, ep: &Endpoint) -> Result<(), EngineError> {
+        if let Some(link) = host.link_by_name(&ep.host_interface)? {
+            host.delete_link(link.index)?;
+        }
+        Ok(())
+    }
+}
+
+fn configure_container_side(netns: BorrowedFd<'_>, ep: &Endpoint) -> Result<(), EngineError> {
+    let mut nl = Netlink::open_in(netns)?;
+    set_loopback_up(&mut nl)?;
+    let eth = nl
+        .link_by_name(&ep.interface)?
+        .expect("the veth peer was just created in this namespace");
+    nl.add_address(eth.index, IpAddr::V4(ep.ipv4), ep.prefix_len)?;
+    nl.set_up(eth.index)?;
+    nl.add_route(None, Some(IpAddr::V4(ep.gateway)), Some(eth.index))?;
+    Ok(())
+}
+
+/// Bring up `lo` in a container namespace (all a `--network none` container gets).
+pub fn loopback_up(netns: BorrowedFd<'_>) -> Result<(), EngineError> {
+    set_loopback_up(&mut Netlink::open_in(netns)?)
+}
+
+fn set_loopback_up(nl: &mut Netlink) -> Result<(), EngineError> {
+    if let Some(lo) = nl.link_by_name("lo")? {
+        nl.set_up(lo.index)?;
+    }
+    Ok(())
+}
+
+/// `veth` + 11 hex digits of the container id: 15 bytes, the kernel's limit (IFNAMSIZ - 1).
+pub fn host_ifname(container_id: &str) -> String {
+    format!("veth{}", &container_id[..11])
+}

@@ -1,0 +1,74 @@
+//! Facts about the host namespace that shape validation, and the host sysctls pont sets.
+
+use std::net::IpAddr;
+
+use super::EngineError;
+use crate::model::Ipv4Net;
+use crate::netlink::Netlink;
+
+/// Describe the first host address or route that overlaps `subnet`, if any.
+/// The default route is ignored: it overlaps everything by design.
+pub fn host_overlap(nl: &mut Netlink, subnet: Ipv4Net) -> Result<Option<String>, EngineError> {
+    let links = nl.links()?;
+    let ifname = |index: Option<u32>| {
+        index
+            .and_then(|i| links.iter().find(|l| l.index == i))
+            .map(|l| format!(" (dev {})", l.name))
+            .unwrap_or_default()
+    };
+    for addr in nl.addresses()? {
+        if let IpAddr::V4(v4) = addr.addr {
+            let net = Ipv4Net::containing(v4, addr.prefix_len);
+            if net.overlaps(&subnet) && !v4.is_loopback() {
+                return Ok(Some(format!(
+                    "address {v4}/{}{}",
+                    addr.prefix_len,
+                    ifname(Some(addr.index))
+                )));
+            }
+        }
+    }
+    for route in nl.routes()? {
+        if let Some((IpAddr::V4(dst), len)) = route.dst {
+            let net = Ipv4Net::containing(dst, len);
+            if len > 0 && net.overlaps(&subnet) {
+                return Ok(Some(format!("route {net}{}", ifname(route.oif))));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Every host subnet (addresses and routes, not the default route), for picking a free one.
+pub fn host_subnets(nl: &mut Netlink) -> Result<Vec<Ipv4Net>, EngineError> {
+    let mut taken = Vec::new();
+    for addr in nl.addresses()? {
+        if let IpAddr::V4(v4) = addr.addr {
+            if !v4.is_loopback() {
+                taken.push(Ipv4Net::containing(v4, addr.prefix_len));
+            }
+        }
+    }
+    for route in nl.routes()? {
+        if let Some((IpAddr::V4(dst), len)) = route.dst {
+            if len > 0 {
+                taken.push(Ipv4Net::containing(dst, len));
+            }
+        }
+    }
+    Ok(taken)
+}
+
+/// Containers need the host to route for them. This is the one global sysctl pont
+/// changes, and only in the namespace it manages; /proc/sys/net shows the reader's
+/// own network namespace, which is pont's host.
+pub fn enable_ipv4_forwarding() -> Result<(), EngineError> {
+    let path = "/proc/sys/net/ipv4/ip_forward";
+    match std::fs::read_to_string(path) {
+        Ok(v) if v.trim() == "1" => Ok(()),
+        _ => std::fs::write(path, b"1").map_err(|source| EngineError::Sysctl {
+            path: path.into(),
+            source,
+        }),
+    }
+}

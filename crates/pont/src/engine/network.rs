@@ -1,0 +1,193 @@
+//! Creating and removing networks: a bridge holding the gateway address, plus records.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::{host, Engine, EngineError};
+use crate::ipam;
+use crate::model::{validate_mtu, validate_name, Ipv4Net, NetworkRecord};
+use crate::netlink::Netlink;
+use crate::state::Lock;
+
+/// The network `pont run` uses without `--network`, made on first use.
+pub const DEFAULT_NETWORK: &str = "pont";
+pub const DEFAULT_BRIDGE: &str = "pont0";
+/// Names with a meaning of their own in `--network`.
+const RESERVED_NAMES: [&str; 3] = ["none", "host", "bridge"];
+const DEFAULT_MTU: u32 = 1500;
+
+#[derive(Clone, Debug, Default)]
+pub struct NetworkCreate {
+    pub name: String,
+    pub subnet: Option<Ipv4Net>,
+    pub gateway: Option<Ipv4Addr>,
+    pub ip_range: Option<Ipv4Net>,
+    pub mtu: Option<u32>,
+    pub internal: bool,
+    pub icc: bool,
+}
+
+impl Engine {
+    /// Validate everything, make the bridge, record the network, update the firewall.
+    /// On any failure the bridge is removed again and nothing is recorded.
+    pub fn create_network(
+        &self,
+        lock: &Lock,
+        req: &NetworkCreate,
+    ) -> Result<NetworkRecord, EngineError> {
+        let net = self.plan_network(req)?;
+        let mut nl = Netlink::open()?;
+        let bridge_index = make_bridge(&mut nl, &net)?;
+        let commit = || -> Result<(), EngineError> {
+            self.store.save_network(lock, &net)?;
+            host::enable_ipv4_forwarding()?;
+            self.sync_firewall(lock)
+        };
+        if let Err(err) = commit() {
+            let undo = self
+                .store
+                .remove_network(lock, &net.name)
+                .map_err(EngineError::from)
+                .and_then(|()| {
+                    nl.delete_link(bridge_index)
+                        .map(drop)
+                        .map_err(EngineError::from)
+                });
+            return Err(match undo {
+                Ok(()) => err,
+                Err(undo_err) => EngineError::UndoFailed(Box::new(err), Box::new(undo_err)),
+            });
+        }
+        Ok(net)
+    }
+
+    fn plan_network(&self, req: &NetworkCreate) -> Result<NetworkRecord, EngineError> {
+        validate_name("network", &req.name)?;
+        if RESERVED_NAMES.contains(&req.name.as_str()) {
+            return Err(EngineError::ReservedName(req.name.clone()));
+        }
+        let mtu = validate_mtu(req.mtu.unwrap_or(DEFAULT_MTU))?;
+        if self.store.network(&req.name)?.is_some() {
+            return Err(EngineError::NetworkExists(req.name.clone()));
+        }
+        let existing = self.store.networks()?;
+        let mut nl = Netlink::open()?;
+        let subnet = match req.subnet {
+            Some(subnet) => {
+                check_free(&mut nl, &existing, subnet)?;
+                subnet
+            }
+            None => {
+                let mut taken = host::host_subnets(&mut nl)?;
+                taken.extend(existing.iter().map(|n| n.subnet));
+                ipam::pick_subnet(&self.pools, &taken)?
+            }
+        };
+        let gateway = ipam::plan_network(subnet, req.gateway, req.ip_range)?;
+        let id = crate::new_id();
+        let bridge = if req.name == DEFAULT_NETWORK {
+            DEFAULT_BRIDGE.to_string()
+        } else {
+            format!("br-{}", &id[..12])
+        };
+        Ok(NetworkRecord {
+            name: req.name.clone(),
+            id,
+            bridge,
+            subnet,
+            gateway,
+            ip_range: req.ip_range,
+            mtu,
+            internal: req.internal,
+            icc: req.icc,
+            created: crate::now(),
+        })
+    }
+
+    /// The default network, created on first use.
+    pub fn default_network(&self, lock: &Lock) -> Result<NetworkRecord, EngineError> {
+        match self.store.network(DEFAULT_NETWORK)? {
+            Some(net) => Ok(net),
+            None => self.create_network(
+                lock,
+                &NetworkCreate {
+                    name: DEFAULT_NETWORK.into(),
+                    icc: true,
+                    ..Default::default()
+                },
+            ),
+        }
+    }
+
+    pub fn network(&self, name: &str) -> Result<NetworkRecord, EngineError> {
+        self.store
+            .network(name)?
+            .ok_or_else(|| EngineError::NetworkNotFound(name.into()))
+    }
+
+    /// Remove a network that no container uses: its bridge, rules and record.
+    pub fn remove_network(&self, lock: &Lock, name: &str) -> Result<(), EngineError> {
+        let net = self.check_removable(name)?;
+        let mut nl = Netlink::open()?;
+        if let Some(link) = nl.link_by_name(&net.bridge)? {
+            nl.delete_link(link.index)?;
+        }
+        self.store.remove_network(lock, name)?;
+        self.sync_firewall(lock)
+    }
+
+    /// The network, if it exists and no container holds an endpoint on it.
+    pub fn check_removable(&self, name: &str) -> Result<NetworkRecord, EngineError> {
+        let net = self.network(name)?;
+        let users = self.attached_containers(name)?;
+        if !users.is_empty() {
+            return Err(EngineError::NetworkInUse {
+                name: name.into(),
+                containers: users,
+            });
+        }
+        Ok(net)
+    }
+
+    /// Make sure the network's bridge exists and is up, e.g. after a host reboot
+    /// emptied the kernel but kept the records. Returns the bridge's ifindex.
+    pub fn ensure_bridge(&self, nl: &mut Netlink, net: &NetworkRecord) -> Result<u32, EngineError> {
+        match nl.link_by_name(&net.bridge)? {
+            Some(link) => Ok(link.index),
+            None => make_bridge(nl, net),
+        }
+    }
+}
+
+/// Refuse a subnet that overlaps another pont network or anything on the host.
+fn check_free(
+    nl: &mut Netlink,
+    existing: &[NetworkRecord],
+    subnet: Ipv4Net,
+) -> Result<(), EngineError> {
+    if let Some(other) = existing.iter().find(|n| n.subnet.overlaps(&subnet)) {
+        return Err(EngineError::OverlapsNetwork {
+            subnet,
+            other: other.subnet,
+            network: other.name.clone(),
+        });
+    }
+    if let Some(what) = host::host_overlap(nl, subnet)? {
+        return Err(EngineError::OverlapsHost { subnet, what });
+    }
+    Ok(())
+}
+
+/// Bridge with the gateway address, up. Removed again if a later step fails.
+fn make_bridge(nl: &mut Netlink, net: &NetworkRecord) -> Result<u32, EngineError> {
+    let index = nl.create_bridge(&net.bridge, net.mtu)?;
+    let configure = |nl: &mut Netlink| -> Result<(), EngineError> {
+        nl.add_address(index, IpAddr::V4(net.gateway), net.subnet.prefix_len())?;
+        nl.set_up(index)?;
+        Ok(())
+    };
+    if let Err(err) = configure(nl) {
+        let _ = nl.delete_link(index);
+        return Err(err);
+    }
+    Ok(index)
+}

@@ -1,0 +1,38 @@
+use crate::container::ContainerError;
+use crate::engine::EngineError;
+use crate::netlink::NetlinkError;
+use crate::state::StateError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    #[error("no such container: {0}")]
+    NotFound(String),
+    #[error("container name {0} is already in use")]
+    NameInUse(String),
+    #[error("container {0} is running: stop it first or use rm -f")]
+    Running(String),
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    #[error("container {0} is already running")]
+    AlreadyRunning(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the detached monitor failed: {0}")]
+    Monitor(String),
+}
+
+impl From<StateError> for RuntimeError {
+    fn from(e: StateError) -> Self {
+        RuntimeError::Engine(e.into())
+    }
+}
+
+impl From<NetlinkError> for RuntimeError {
+    fn from(e: NetlinkError) -> Self {
+        RuntimeError::Engine(e.into())
+    }
+}

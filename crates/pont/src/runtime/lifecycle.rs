@@ -1,0 +1,160 @@
+//! Stopping, removing and entering containers, and the bookkeeping when one exits.
+
+use std::time::{Duration, Instant};
+
+use super::{Runtime, RuntimeError};
+use crate::container;
+use crate::model::{ContainerRecord, ContainerState};
+use crate::state::Lock;
+
+/// How long `stop` waits for the monitor to record the exit after the init died.
+const MONITOR_GRACE: Duration = Duration::from_secs(5);
+
+impl Runtime {
+    /// SIGTERM to the container's init (which passes it to the command), SIGKILL
+    /// after `timeout`; returns once the exit is recorded. Stopping a stopped
+    /// container succeeds.
+    pub fn stop(&self, key: &str, timeout: Duration) -> Result<(), RuntimeError> {
+        let rec = {
+            let lock = self.engine.store().lock()?;
+            self.reconcile(&lock)?;
+            self.container(key)?
+        };
+        let (Some(pid), Some(start)) = (rec.pid, rec.start_time) else {
+            return Ok(());
+        };
+        if rec.state == ContainerState::Running {
+            let sig = if timeout.is_zero() {
+                libc::SIGKILL
+            } else {
+                libc::SIGTERM
+            };
+            container::kill(pid, start, sig)?;
+            if !wait_until(timeout, || !container::is_alive(pid, start)) {
+                container::kill(pid, start, libc::SIGKILL)?;
+                wait_until(MONITOR_GRACE, || !container::is_alive(pid, start));
+            }
+        }
+        wait_until(MONITOR_GRACE, || self.exit_recorded(&rec));
+        let lock = self.engine.store().lock()?;
+        self.reconcile(&lock)
+    }
+
+    fn exit_recorded(&self, rec: &ContainerRecord) -> bool {
+        let monitor_alive = match (rec.monitor_pid, rec.monitor_start_time) {
+            (Some(pid), Some(start)) => container::is_alive(pid, start),
+            _ => false,
+        };
+        let current = self.engine.store().find_container(&rec.id).ok().flatten();
+        !monitor_alive || current.is_none_or(|c| c.state == ContainerState::Exited)
+    }
+
+    /// Remove a container's record; `force` stops a running one first (SIGKILL).
+    pub fn remove(&self, key: &str, force: bool) -> Result<(), RuntimeError> {
+        let rec = {
+            let lock = self.engine.store().lock()?;
+            self.reconcile(&lock)?;
+            self.container(key)?
+        };
+        if rec.state != ContainerState::Exited {
+            if !force {
+                return Err(RuntimeError::Running(rec.name));
+            }
+            self.stop(&rec.id, Duration::ZERO)?;
+        }
+        let lock = self.engine.store().lock()?;
+        self.reconcile(&lock)?;
+        // A --rm container may already have removed itself.
+        if self.engine.store().find_container(&rec.id)?.is_some() {
+            self.engine.store().remove_container(&lock, &rec.id)?;
+        }
+        Ok(())
+    }
+
+    /// Run a command in a running container's namespaces; returns its exit code.
+    pub fn exec(
+        &self,
+        key: &str,
+        argv: &[String],
+        env: &[(String, String)],
+        workdir: Option<&std::path::Path>,
+    ) -> Result<i32, RuntimeError> {
+        let rec = {
+            let lock = self.engine.store().lock()?;
+            self.reconcile(&lock)?;
+            self.container(key)?
+        };
+        let pid = match (rec.state, rec.pid, rec.start_time) {
+            (ContainerState::Running, Some(pid), Some(start))
+                if container::is_alive(pid, start) =>
+            {
+                pid
+            }
+            _ => return Err(RuntimeError::NotRunning(rec.name)),
+        };
+        if argv.is_empty() {
+            return Err(RuntimeError::Invalid(
+                "no command given: pont exec NAME -- CMD".into(),
+            ));
+        }
+        let mut all_env = rec.env.clone();
+        all_env.extend(env.iter().cloned());
+        Ok(container::exec(
+            pid,
+            argv,
+            &all_env,
+            workdir.or(rec.workdir.as_deref()),
+        )?)
+    }
+
+    /// Record that a container's init exited, free its endpoint, and drop the
+    /// record of a `--rm` container. The veth needs no deleting: the kernel
+    /// removes it with the namespace, in the background.
+    pub(super) fn finish(&self, id: &str, exit_code: Option<i32>) -> Result<(), RuntimeError> {
+        let lock = self.engine.store().lock()?;
+        if let Some(mut rec) = self.engine.store().find_container(id)? {
+            self.release(&lock, &mut rec, exit_code)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn release(
+        &self,
+        lock: &Lock,
+        rec: &mut ContainerRecord,
+        exit_code: Option<i32>,
+    ) -> Result<(), RuntimeError> {
+        rec.state = ContainerState::Exited;
+        rec.exit_code = exit_code;
+        rec.finished = Some(crate::now());
+        rec.pid = None;
+        rec.start_time = None;
+        rec.monitor_pid = None;
+        rec.monitor_start_time = None;
+        if let Some(ep) = rec.endpoints.first() {
+            rec.last_ipv4 = Some(ep.ipv4);
+        }
+        rec.endpoints.clear();
+        let store = self.engine.store();
+        if rec.auto_remove {
+            store.remove_container(lock, &rec.id)?;
+        } else {
+            store.save_container(lock, rec)?;
+        }
+        Ok(())
+    }
+}
+
+/// Poll `done` every 10 ms until it holds or `timeout` passes; true if it held.
+fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -1,0 +1,360 @@
+//! `pont run` and `pont start`: record the intent, make the container and its
+//! endpoint, start it, and wait for it as its monitor.
+
+use std::io::{Read, Write};
+use std::net::Ipv4Addr;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+
+use super::{etc_files, names, Runtime, RuntimeError};
+use crate::container::{self, Running, Spec, Stdio};
+use crate::engine::AttachOptions;
+use crate::model::{validate_name, ContainerRecord, ContainerState, MacAddr, NetMode};
+use crate::netlink::Netlink;
+use crate::state::Lock;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetworkChoice {
+    /// The default network, created on first use.
+    Default,
+    Named(String),
+    None,
+    Host,
+}
+
+#[derive(Clone, Debug)]
+pub struct RunRequest {
+    pub name: Option<String>,
+    pub network: NetworkChoice,
+    pub ip: Option<Ipv4Addr>,
+    pub mac: Option<MacAddr>,
+    pub hostname: Option<String>,
+    pub env: Vec<(String, String)>,
+    pub workdir: Option<PathBuf>,
+    pub rootfs: Option<PathBuf>,
+    pub argv: Vec<String>,
+    pub auto_remove: bool,
+    pub detach: bool,
+}
+
+/// What the monitor is asked to launch.
+enum Launch<'a> {
+    New(&'a RunRequest),
+    Restart(&'a str),
+}
+
+impl Runtime {
+    /// Run in the foreground: stdio attached, signals forwarded; returns the exit code.
+    pub fn run_foreground(&self, req: &RunRequest) -> Result<i32, RuntimeError> {
+        let (id, running) = self.launch(Launch::New(req), false)?;
+        self.wait_and_finish(&id, running)
+    }
+
+    /// Run detached: a monitor process is forked that launches the container and
+    /// stays its parent. Returns the new container's id once it runs.
+    pub fn run_detached(&self, req: &RunRequest) -> Result<String, RuntimeError> {
+        self.in_monitor(|rt| rt.launch(Launch::New(req), true))
+    }
+
+    /// `pont start`: run an exited container again, detached, with the same name,
+    /// network and (if still free) address.
+    pub fn start(&self, key: &str) -> Result<String, RuntimeError> {
+        let id = self.container(key)?.id;
+        self.in_monitor(|rt| rt.launch(Launch::Restart(&id), true))
+    }
+
+    /// Fork the monitor. It reports the launch's outcome over a pipe, then waits
+    /// for the container and cleans up; it never returns.
+    fn in_monitor(
+        &self,
+        launch: impl FnOnce(&Runtime) -> Result<(String, Running), RuntimeError>,
+    ) -> Result<String, RuntimeError> {
+        let (mut report_rx, report_tx) = pipe()?;
+        // SAFETY: pont is single-threaded here (the CLI starts no threads before
+        // this point), so the child may run ordinary code after fork.
+        match unsafe { nix::unistd::fork() }.map_err(|e| monitor_err("fork", e))? {
+            nix::unistd::ForkResult::Child => {
+                drop(report_rx);
+                detach_from_caller();
+                let mut report_tx = std::fs::File::from(report_tx);
+                let code = match launch(self) {
+                    Ok((id, running)) => {
+                        let _ = writeln!(report_tx, "ok {id}");
+                        drop(report_tx);
+                        self.wait_and_finish(&id, running).map_or(125, |_| 0)
+                    }
+                    Err(err) => {
+                        let _ = write!(report_tx, "error {err}");
+                        125
+                    }
+                };
+                std::process::exit(code)
+            }
+            nix::unistd::ForkResult::Parent { .. } => {
+                drop(report_tx);
+                let mut report = String::new();
+                let _ = report_rx.read_to_string(&mut report);
+                match report.strip_prefix("ok ") {
+                    Some(id) => Ok(id.trim().to_string()),
+                    None => Err(RuntimeError::Monitor(
+                        report
+                            .strip_prefix("error ")
+                            .unwrap_or("exited without a report")
+                            .into(),
+                    )),
+                }
+            }
+        }
+    }
+
+    fn wait_and_finish(&self, id: &str, running: Running) -> Result<i32, RuntimeError> {
+        let exit = running.wait()?;
+        self.finish(id, Some(exit.code()))?;
+        Ok(exit.code())
+    }
+
+    /// Under the lock: record the intent, make the container and its endpoint,
+    /// record it running. Any failure undoes every step. The init is released
+    /// (the command starts) only after the lock is dropped.
+    fn launch(&self, what: Launch<'_>, detached: bool) -> Result<(String, Running), RuntimeError> {
+        let lock = self.engine.store().lock()?;
+        self.reconcile(&lock)?;
+        let mut rec = match what {
+            Launch::New(req) => self.new_record(&lock, req, detached)?,
+            Launch::Restart(id) => self.restart_record(id)?,
+        };
+        rec.monitor_pid = Some(std::process::id() as i32);
+        rec.monitor_start_time = container::start_time(std::process::id() as i32);
+        self.reserve(&lock, &mut rec)?;
+        let created = match self.make_container(&lock, &mut rec) {
+            Ok(created) => created,
+            Err(err) => {
+                let undo = self.roll_back(&lock, &rec);
+                return Err(with_undo(err, undo));
+            }
+        };
+        drop(lock);
+        let id = rec.id.clone();
+        match created.start() {
+            Ok(running) => Ok((id, running)),
+            Err(err) => {
+                // The init exits by itself on a failed start; clean up as for any exit.
+                let _ = self.finish(&id, None);
+                Err(err.into())
+            }
+        }
+    }
+
+    fn new_record(
+        &self,
+        lock: &Lock,
+        req: &RunRequest,
+        detached: bool,
+    ) -> Result<ContainerRecord, RuntimeError> {
+        if req.argv.is_empty() {
+            return Err(RuntimeError::Invalid(
+                "no command given: pont run [OPTIONS] -- CMD".into(),
+            ));
+        }
+        let store = self.engine.store();
+        let existing = store.containers()?;
+        let name = match &req.name {
+            Some(name) => {
+                validate_name("container", name).map_err(crate::engine::EngineError::from)?;
+                if existing.iter().any(|c| &c.name == name) {
+                    return Err(RuntimeError::NameInUse(name.clone()));
+                }
+                name.clone()
+            }
+            None => names::generate(|n| existing.iter().any(|c| c.name == n)),
+        };
+        if let Some(h) = &req.hostname {
+            validate_hostname(h)?;
+        }
+        let net_mode = match &req.network {
+            NetworkChoice::Default => NetMode::Bridge(self.engine.default_network(lock)?.name),
+            NetworkChoice::Named(n) => NetMode::Bridge(self.engine.network(n)?.name),
+            NetworkChoice::None => NetMode::None,
+            NetworkChoice::Host => NetMode::Host,
+        };
+        if !matches!(net_mode, NetMode::Bridge(_)) && (req.ip.is_some() || req.mac.is_some()) {
+            return Err(RuntimeError::Invalid(
+                "--ip and --mac need a bridge network, not --network none or host".into(),
+            ));
+        }
+        let id = loop {
+            let id = crate::new_id();
+            if !existing.iter().any(|c| c.id[..12] == id[..12]) {
+                break id;
+            }
+        };
+        Ok(ContainerRecord {
+            hostname: req.hostname.clone().unwrap_or_else(|| name.clone()),
+            id,
+            name,
+            state: ContainerState::Creating,
+            pid: None,
+            start_time: None,
+            monitor_pid: None,
+            monitor_start_time: None,
+            exit_code: None,
+            created: crate::now(),
+            started: None,
+            finished: None,
+            argv: req.argv.clone(),
+            env: req.env.clone(),
+            workdir: req.workdir.clone(),
+            rootfs: req.rootfs.clone(),
+            net_mode,
+            requested_ip: req.ip,
+            requested_mac: req.mac,
+            last_ipv4: None,
+            endpoints: vec![],
+            auto_remove: req.auto_remove,
+            detached,
+        })
+    }
+
+    fn restart_record(&self, id: &str) -> Result<ContainerRecord, RuntimeError> {
+        let mut rec = self.container(id)?;
+        if rec.state != ContainerState::Exited {
+            return Err(RuntimeError::AlreadyRunning(rec.name));
+        }
+        rec.state = ContainerState::Creating;
+        rec.exit_code = None;
+        rec.detached = true;
+        Ok(rec)
+    }
+
+    /// Choose the endpoint and save the record in state `creating`: from here on
+    /// the address is taken, and a crash is rolled back by the next command.
+    fn reserve(&self, lock: &Lock, rec: &mut ContainerRecord) -> Result<(), RuntimeError> {
+        if let NetMode::Bridge(network) = &rec.net_mode {
+            let net = self.engine.network(network)?;
+            let opts = AttachOptions {
+                ip: rec.requested_ip,
+                preferred_ip: rec.last_ipv4,
+                mac: rec.requested_mac,
+            };
+            rec.endpoints = vec![self.engine.reserve_endpoint(&rec.id, &net, &opts)?];
+        }
+        self.engine.store().save_container(lock, rec)?;
+        Ok(())
+    }
+
+    fn make_container(
+        &self,
+        lock: &Lock,
+        rec: &mut ContainerRecord,
+    ) -> Result<container::Created, RuntimeError> {
+        let spec = self.spec(lock, rec)?;
+        let created = container::create(&spec)?;
+        if rec.net_mode != NetMode::Host {
+            let netns: OwnedFd = created.netns()?;
+            self.plumb(rec, netns)?;
+        }
+        rec.state = ContainerState::Running;
+        rec.pid = Some(created.pid());
+        rec.start_time = container::start_time(created.pid());
+        rec.started = Some(crate::now());
+        self.engine.store().save_container(lock, rec)?;
+        Ok(created)
+    }
+
+    /// Connect the container's fresh namespace. The namespace handle and the
+    /// socket inside it are dropped on return, so the namespace (and with it
+    /// the veth) goes away as soon as the container's last process exits.
+    fn plumb(&self, rec: &ContainerRecord, netns: OwnedFd) -> Result<(), RuntimeError> {
+        if rec.endpoints.is_empty() {
+            return Ok(crate::engine::loopback_up(netns.as_fd())?);
+        }
+        let mut host = Netlink::open()?;
+        for ep in &rec.endpoints {
+            let net = self.engine.network(&ep.network)?;
+            self.engine
+                .plumb_endpoint(&mut host, netns.as_fd(), &net, ep)?;
+        }
+        Ok(())
+    }
+
+    fn spec(&self, lock: &Lock, rec: &ContainerRecord) -> Result<Spec, RuntimeError> {
+        let store = self.engine.store();
+        let mut bind_files = Vec::new();
+        if rec.net_mode != NetMode::Host {
+            let ipv4 = rec.endpoints.first().map(|e| e.ipv4);
+            let hosts = etc_files::hosts(&rec.hostname, &rec.name, ipv4);
+            let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            let upstream = std::fs::read_to_string("/run/systemd/resolve/resolv.conf").ok();
+            let resolv = etc_files::resolv_conf(&host_resolv, upstream.as_deref());
+            let hosts_path = store.write_container_file(lock, &rec.id, "hosts", &hosts)?;
+            let resolv_path = store.write_container_file(lock, &rec.id, "resolv.conf", &resolv)?;
+            bind_files.push((hosts_path, "/etc/hosts".into()));
+            bind_files.push((resolv_path, "/etc/resolv.conf".into()));
+        }
+        let stdio = if rec.detached {
+            Stdio::Log(store.container_dir(&rec.id).join("log"))
+        } else {
+            Stdio::Inherit
+        };
+        Ok(Spec {
+            argv: rec.argv.clone(),
+            env: rec.env.clone(),
+            workdir: rec.workdir.clone(),
+            hostname: rec.hostname.clone(),
+            rootfs: rec.rootfs.clone(),
+            new_netns: rec.net_mode != NetMode::Host,
+            bind_files,
+            stdio,
+        })
+    }
+}
+
+/// RFC 1123 host names: labels of letters, digits and '-', at most 63 bytes each.
+fn validate_hostname(h: &str) -> Result<(), RuntimeError> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if h.len() <= 253 && h.split('.').all(label_ok) {
+        Ok(())
+    } else {
+        Err(RuntimeError::Invalid(format!("invalid hostname '{h}'")))
+    }
+}
+
+fn with_undo(err: RuntimeError, undo: Result<(), RuntimeError>) -> RuntimeError {
+    match undo {
+        Ok(()) => err,
+        Err(u) => RuntimeError::Invalid(format!("{err}; also failed to undo: {u}")),
+    }
+}
+
+fn pipe() -> Result<(std::fs::File, OwnedFd), RuntimeError> {
+    let (rx, tx) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| monitor_err("pipe", e))?;
+    Ok((std::fs::File::from(rx), tx))
+}
+
+fn monitor_err(op: &str, e: nix::Error) -> RuntimeError {
+    RuntimeError::Monitor(format!("{op}: {e}"))
+}
+
+/// The monitor outlives the command that started it: its own session, and no
+/// hold on the caller's terminal or pipes (a caller reading our stdout to EOF
+/// must not wait for the container).
+fn detach_from_caller() {
+    let _ = nix::unistd::setsid();
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        for fd in 0..=2 {
+            // SAFETY: dup2 onto the standard descriptors; `null` stays open for the call.
+            unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd) };
+        }
+    }
+}
