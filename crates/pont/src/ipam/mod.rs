@@ -41,6 +41,12 @@ pub enum IpamError {
     AddressInUse { ip: Ipv4Addr, network: String },
     #[error("no free address left on network {network} ({range})")]
     Exhausted { network: String, range: Ipv4Net },
+    #[error("subnet {subnet} overlaps {range}, the {what} range")]
+    SpecialSubnet {
+        subnet: Ipv4Net,
+        range: &'static str,
+        what: &'static str,
+    },
     #[error("no free subnet left in the address pools ({0}); pass --subnet")]
     NoFreeSubnet(String),
 }
@@ -68,6 +74,26 @@ pub fn plan_network(
 ) -> Result<Ipv4Addr, IpamError> {
     if subnet.prefix_len() > 30 {
         return Err(IpamError::SubnetTooSmall(subnet));
+    }
+    // Ranges with a meaning of their own (RFC 6890): never a container network.
+    const SPECIAL: [(&str, &str); 4] = [
+        ("0.0.0.0/8", "\"this network\""),
+        ("127.0.0.0/8", "loopback"),
+        ("224.0.0.0/4", "multicast"),
+        ("240.0.0.0/4", "reserved"),
+    ];
+    for (range, what) in SPECIAL {
+        if range
+            .parse::<Ipv4Net>()
+            .expect("valid constant")
+            .overlaps(&subnet)
+        {
+            return Err(IpamError::SpecialSubnet {
+                subnet,
+                range,
+                what,
+            });
+        }
     }
     let gateway = gateway.unwrap_or_else(|| subnet.nth(1).expect("a /30 has a first host"));
     if !subnet.contains(gateway) {
@@ -200,6 +226,14 @@ mod tests {
         );
         assert!(plan_network(s, None, Some(net("10.77.0.0/16"))).is_err());
         assert!(plan_network(net("10.0.0.0/31"), None, None).is_err());
+        assert_eq!(
+            plan_network(net("127.0.0.0/16"), None, None)
+                .unwrap_err()
+                .to_string(),
+            "subnet 127.0.0.0/16 overlaps 127.0.0.0/8, the loopback range"
+        );
+        assert!(plan_network(net("0.0.0.0/0"), None, None).is_err());
+        assert!(plan_network(net("239.1.0.0/16"), None, None).is_err());
     }
 
     fn space<'a>(used: &'a BTreeSet<Ipv4Addr>) -> AddressSpace<'a> {

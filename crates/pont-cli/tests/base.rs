@@ -1,0 +1,474 @@
+//! Issue 2 end to end: networks, containers, veths, addresses, masquerade,
+//! lifecycle and cleanup, each in its own sandbox.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn two_containers_on_one_network_ping_and_reach_tcp() {
+    let sb = sandbox();
+    sb.pont_ok(&["network", "create", "web", "--subnet", "10.77.1.0/24"]);
+    sb.pont_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "api",
+        "--network",
+        "web",
+        "--",
+        "python3",
+        "-m",
+        "http.server",
+        "80",
+    ]);
+    sb.pont_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "client",
+        "--network",
+        "web",
+        "--",
+        "sleep",
+        "100",
+    ]);
+    let api = ip_of(&sb, "api", "web");
+    assert_eq!(api, "10.77.1.2", "addresses are handed out lowest first");
+    assert_eq!(ip_of(&sb, "client", "web"), "10.77.1.3");
+
+    sb.pont_ok(&["exec", "client", "--", "ping", "-c1", "-W2", &api]);
+    let fetch = format!(
+        "exec 3<>/dev/tcp/{api}/80 && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && head -1 <&3"
+    );
+    let ok = testkit::wait_until(Duration::from_secs(5), || {
+        sb.pont(&["exec", "client", "--", "bash", "-c", &fetch])
+            .status
+            .success()
+    });
+    assert!(ok, "client could not fetch http://{api}/");
+    let line = sb.pont_ok(&["exec", "client", "--", "bash", "-c", &fetch]);
+    assert!(line.starts_with("HTTP/1.0 200"), "{line}");
+
+    // The host namespace reaches the container directly.
+    assert!(sb.can_tcp_connect(Ns::Host, &format!("{api}:80"), SECOND));
+    assert!(sb.can_ping(Ns::Host, &api, SECOND));
+}
+
+#[test]
+fn container_reaches_wan_behind_masquerade() {
+    let sb = sandbox();
+    let reporter = sb.spawn_peer_reporter(Ns::Wan, "203.0.113.10:9000");
+    sb.pont_ok(&["network", "create", "out", "--subnet", "10.77.2.0/24"]);
+    sb.pont_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c",
+        "--network",
+        "out",
+        "--",
+        "sleep",
+        "100",
+    ]);
+    sb.pont_ok(&["exec", "c", "--", "ping", "-c1", "-W2", "203.0.113.10"]);
+    let seen = sb.pont_ok(&[
+        "exec",
+        "c",
+        "--",
+        "bash",
+        "-c",
+        "exec 3<>/dev/tcp/203.0.113.10/9000 && head -1 <&3",
+    ]);
+    assert_eq!(
+        seen.trim(),
+        "192.0.2.2",
+        "the WAN host must see the sandbox host's address"
+    );
+    assert!(testkit::reported_peers(&reporter)
+        .iter()
+        .all(|p| p == "192.0.2.2"));
+}
+
+#[test]
+fn networks_without_subnet_get_distinct_free_subnets() {
+    let sb = sandbox();
+    // A route on the sandbox host that covers the first pool entry must be skipped.
+    sb.run_ok(
+        Ns::Host,
+        &["ip", "route", "add", "172.17.0.0/16", "via", "192.0.2.1"],
+    );
+    sb.pont_ok(&["network", "create", "a"]);
+    sb.pont_ok(&["network", "create", "b"]);
+    let a = json(&sb.pont_ok(&["network", "inspect", "a"]));
+    let b = json(&sb.pont_ok(&["network", "inspect", "b"]));
+    assert_eq!(a["subnets"][0]["subnet"], "172.18.0.0/16");
+    assert_eq!(a["subnets"][0]["gateway"], "172.18.0.1");
+    assert_eq!(b["subnets"][0]["subnet"], "172.19.0.0/16");
+    // And an explicit subnet over that route is refused, naming the route.
+    let err = sb.pont_err(&["network", "create", "c", "--subnet", "172.17.5.0/24"]);
+    assert!(
+        err.contains("172.17.5.0/24") && err.contains("route 172.17.0.0/16"),
+        "{err}"
+    );
+}
+
+#[test]
+fn exited_container_frees_everything_and_keeps_its_exit_code() {
+    let sb = host_only();
+    sb.pont_ok(&["network", "create", "web", "--subnet", "10.77.3.0/24"]);
+    sb.pont_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "brief",
+        "--network",
+        "web",
+        "--",
+        "sh",
+        "-c",
+        "sleep 0.5; exit 3",
+    ]);
+    let veth = inspect(&sb, "brief")["networks"]["web"]["host_interface"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(host_links(&sb).contains(&veth));
+    let doc = wait_exited(&sb, "brief");
+    assert_eq!(doc["exit_code"], 3);
+    assert_eq!(doc["networks"], serde_json::json!({}));
+    let gone = testkit::wait_until(SECOND, || !host_links(&sb).contains(&veth));
+    assert!(gone, "veth {veth} still present after the container exited");
+    // The address is free again: the next container gets it.
+    sb.pont_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "next",
+        "--network",
+        "web",
+        "--",
+        "sleep",
+        "100",
+    ]);
+    assert_eq!(ip_of(&sb, "next", "web"), "10.77.3.2");
+}
+
+#[test]
+fn signal_exit_is_recorded_as_128_plus_signal() {
+    let sb = host_only();
+    sb.pont_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "victim",
+        "--network",
+        "none",
+        "--",
+        "sleep",
+        "100",
+    ]);
+    sb.pont_ok(&["stop", "-t", "5", "victim"]);
+    // sleep dies of the forwarded SIGTERM.
+    assert_eq!(wait_exited(&sb, "victim")["exit_code"], 128 + 15);
+}
+
+#[test]
+fn rm_force_and_network_rm_leave_the_host_as_it_was() {
+    let sb = sandbox();
+    let before = sb.host_snapshot();
+    sb.pont_ok(&["network", "create", "web", "--subnet", "10.77.4.0/24"]);
+    sb.pont_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "a",
+        "--network",
+        "web",
+        "--",
+        "sleep",
+        "100",
+    ]);
+    sb.pont_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "b",
+        "--network",
+        "web",
+        "--",
+        "sleep",
+        "100",
+    ]);
+    let err = sb.pont_err(&["network", "rm", "web"]);
+    assert!(
+        err.contains("in use") && err.contains('a') && err.contains('b'),
+        "{err}"
+    );
+    let err = sb.pont_err(&["rm", "a"]);
+    assert!(err.contains("running"), "{err}");
+    sb.pont_ok(&["rm", "-f", "a", "b"]);
+    assert_eq!(sb.pont_ok(&["ps", "-a", "-q"]), "");
+    sb.pont_ok(&["network", "rm", "web"]);
+    let clean = testkit::wait_until(Duration::from_secs(2), || sb.host_snapshot() == before);
+    assert!(
+        clean,
+        "host differs:\nbefore:\n{before}\nafter:\n{}",
+        sb.host_snapshot()
+    );
+}
+
+#[test]
+fn foreground_run_passes_exit_codes_and_stdio() {
+    let sb = host_only();
+    sb.pont_ok(&["network", "create", "web", "--subnet", "10.77.5.0/24"]);
+    let out = sb.pont(&[
+        "run",
+        "--rm",
+        "--network",
+        "web",
+        "--",
+        "sh",
+        "-c",
+        "echo hi; exit 7",
+    ]);
+    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    assert_eq!(
+        sb.pont(&["run", "--rm", "--network", "web", "--", "no-such-cmd"])
+            .status
+            .code(),
+        Some(127)
+    );
+    assert_eq!(
+        sb.pont(&["run", "--rm", "--network", "web", "--", "/etc/hosts"])
+            .status
+            .code(),
+        Some(126)
+    );
+    assert_eq!(
+        sb.pont(&["run", "--rm", "--network", "nope", "--", "true"])
+            .status
+            .code(),
+        Some(125)
+    );
+    assert_eq!(sb.pont_ok(&["ps", "-a", "-q"]), "", "--rm leaves no record");
+}
+
+#[test]
+fn container_sees_its_own_namespaces_and_files() {
+    let sb = host_only();
+    sb.pont_ok(&["network", "create", "web", "--subnet", "10.77.6.0/24"]);
+    let out = sb.pont_ok(&[
+        "run", "--rm", "--name", "box", "--network", "web", "-e", "GREETING=hello", "--",
+        "sh", "-c", "hostname; echo $GREETING; echo $$; cat /etc/hosts | tail -1; ls /sys/class/net | sort | tr '\\n' ' '; ip -4 route show default",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "box");
+    assert_eq!(lines[1], "hello");
+    assert_eq!(
+        lines[2], "2",
+        "the command is PID 2 under pont's init in a new PID namespace"
+    );
+    assert_eq!(lines[3], "10.77.6.2\tbox");
+    assert_eq!(lines[4].trim(), "eth0 lo");
+    assert!(
+        lines[5].starts_with("default via 10.77.6.1 dev eth0"),
+        "{out}"
+    );
+    let resolv = sb.pont_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "web",
+        "--",
+        "cat",
+        "/etc/resolv.conf",
+    ]);
+    assert!(
+        !resolv.contains("127.0.0."),
+        "loopback name servers leak into the container: {resolv}"
+    );
+    assert!(resolv.contains("nameserver"), "{resolv}");
+}
+
+#[test]
+fn network_none_and_host() {
+    let sb = sandbox();
+    let none = sb.pont_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--",
+        "ls",
+        "/sys/class/net",
+    ]);
+    assert_eq!(none.trim(), "lo");
+    let host = sb.pont_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--",
+        "ls",
+        "/sys/class/net",
+    ]);
+    assert!(host.contains("uplink0"), "{host}");
+}
+
+#[test]
+fn default_network_is_made_on_first_use() {
+    let sb = host_only();
+    sb.pont_ok(&["run", "-d", "--name", "d", "--", "sleep", "100"]);
+    let net = json(&sb.pont_ok(&["network", "inspect", "pont"]));
+    assert_eq!(net["bridge"], "pont0");
+    assert_eq!(net["subnets"][0]["subnet"], "172.17.0.0/16");
+    assert_eq!(ip_of(&sb, "d", "pont"), "172.17.0.2");
+    assert!(host_links(&sb).contains(&"pont0".to_string()));
+}
+
+#[test]
+fn stop_then_start_keeps_name_network_and_address() {
+    let sb = host_only();
+    sb.pont_ok(&["network", "create", "web", "--subnet", "10.77.7.0/24"]);
+    sb.pont_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "svc",
+        "--network",
+        "web",
+        "--ip",
+        "10.77.7.50",
+        "--",
+        "sleep",
+        "100",
+    ]);
+    sb.pont_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "dyn",
+        "--network",
+        "web",
+        "--",
+        "sleep",
+        "100",
+    ]);
+    assert_eq!(ip_of(&sb, "dyn", "web"), "10.77.7.2");
+    sb.pont_ok(&["stop", "-t", "1", "svc", "dyn"]);
+    assert_eq!(inspect(&sb, "svc")["state"], "exited");
+    sb.pont_ok(&["start", "svc", "dyn"]);
+    assert_eq!(ip_of(&sb, "svc", "web"), "10.77.7.50");
+    assert_eq!(ip_of(&sb, "dyn", "web"), "10.77.7.2");
+    assert!(sb.can_ping(Ns::Host, "10.77.7.50", SECOND));
+    let err = sb.pont_err(&["start", "svc"]);
+    assert!(err.contains("already running"), "{err}");
+}
+
+#[test]
+fn logs_show_detached_output() {
+    let sb = host_only();
+    sb.pont_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "talker",
+        "--network",
+        "none",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2",
+    ]);
+    wait_exited(&sb, "talker");
+    let logs = sb.pont_ok(&["logs", "talker"]);
+    assert!(logs.contains("out\n") && logs.contains("err\n"), "{logs}");
+    let followed = sb.pont_ok(&["logs", "-f", "talker"]);
+    assert_eq!(followed, logs);
+}
+
+#[test]
+fn ps_and_network_ls_formats() {
+    let sb = host_only();
+    sb.pont_ok(&[
+        "network",
+        "create",
+        "web",
+        "--subnet",
+        "10.77.8.0/24",
+        "--internal",
+        "--opt",
+        "icc=false",
+        "--mtu",
+        "1400",
+    ]);
+    sb.pont_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "p",
+        "--network",
+        "web",
+        "--",
+        "sleep",
+        "100",
+    ]);
+    let nets = json(&sb.pont_ok(&["network", "ls", "--format", "json"]));
+    assert_eq!(nets[0]["name"], "web");
+    assert_eq!(nets[0]["internal"], true);
+    assert_eq!(nets[0]["icc"], false);
+    assert_eq!(nets[0]["mtu"], 1400);
+    assert_eq!(nets[0]["containers"]["p"]["ipv4"], "10.77.8.2/24");
+    let mtu = sb.pont_ok(&["exec", "p", "--", "cat", "/sys/class/net/eth0/mtu"]);
+    assert_eq!(mtu.trim(), "1400");
+    let ps = json(&sb.pont_ok(&["ps", "--format", "json"]));
+    assert_eq!(ps[0]["name"], "p");
+    assert_eq!(ps[0]["state"], "running");
+    assert_eq!(ps[0]["ports"], serde_json::json!([]));
+    let table = sb.pont_ok(&["ps"]);
+    assert!(
+        table.lines().nth(1).unwrap().contains("web:10.77.8.2"),
+        "{table}"
+    );
+}
+
+#[test]
+fn twenty_parallel_runs_get_distinct_addresses_that_all_answer() {
+    let sb = host_only();
+    sb.pont_ok(&["network", "create", "many", "--subnet", "10.77.9.0/24"]);
+    std::thread::scope(|s| {
+        let runs: Vec<_> = (0..20)
+            .map(|i| {
+                let sb = &sb;
+                s.spawn(move || {
+                    let name = format!("c{i}");
+                    sb.pont_ok(&[
+                        "run",
+                        "-d",
+                        "--name",
+                        &name,
+                        "--network",
+                        "many",
+                        "--",
+                        "sleep",
+                        "100",
+                    ])
+                })
+            })
+            .collect();
+        runs.into_iter().for_each(|r| drop(r.join().unwrap()));
+    });
+    let mut ips: Vec<String> = (0..20)
+        .map(|i| ip_of(&sb, &format!("c{i}"), "many"))
+        .collect();
+    for ip in &ips {
+        assert!(sb.can_ping(Ns::Host, ip, SECOND), "{ip} does not answer");
+    }
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 20, "addresses collided: {ips:?}");
+}
