@@ -73,23 +73,23 @@ const ROUTER_WAN_IFNAME: &str = "eth-wan";
 const WAN_HOST_IFNAME: &str = "eth0";
 
 /// The namespace names a batch refers to.
-pub struct Names<'a> {
-    pub host: &'a str,
-    pub neighbour: &'a str,
-    pub router: &'a str,
-    pub wan: &'a str,
+pub(crate) struct Names<'a> {
+    pub(crate) host: &'a str,
+    pub(crate) neighbour: &'a str,
+    pub(crate) router: &'a str,
+    pub(crate) wan: &'a str,
 }
 
 /// One `ip -n NS -batch -` script.
-pub struct Batch {
-    pub ns: Ns,
-    pub script: String,
+pub(crate) struct Batch {
+    pub(crate) ns: Ns,
+    pub(crate) script: String,
 }
 
 /// The batches that wire a full sandbox, in the order they must run: the
 /// switch first, because it creates the veths whose far ends the others
 /// configure.
-pub fn full_batches(names: &Names<'_>) -> Vec<Batch> {
+pub(crate) fn full_batches(names: &Names<'_>) -> Vec<Batch> {
     vec![
         Batch {
             ns: Ns::Lan,
@@ -115,7 +115,7 @@ pub fn full_batches(names: &Names<'_>) -> Vec<Batch> {
 }
 
 /// The batch for a host-only sandbox.
-pub fn host_only_batch() -> Batch {
+pub(crate) fn host_only_batch() -> Batch {
     Batch {
         ns: Ns::Host,
         script: "link set lo up\n".to_string(),
@@ -168,7 +168,7 @@ fn router_script(names: &Names<'_>) -> String {
 }
 
 /// Sysctls set inside a namespace once its links exist (or, for DAD, before).
-pub fn sysctls(ns: Ns) -> &'static [&'static str] {
+pub(crate) fn sysctls(ns: Ns) -> &'static [&'static str] {
     match ns {
         // Without duplicate address detection, IPv6 link-local addresses are
         // final at once: a host snapshot taken right after setup does not
