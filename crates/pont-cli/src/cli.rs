@@ -20,6 +20,9 @@ pub struct Cli {
         global = true
     )]
     pub root: PathBuf,
+    /// Firewall backend: nftables or iptables (remembered in the state root).
+    #[arg(long, env = "PONT_FIREWALL", global = true)]
+    pub firewall: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -29,6 +32,9 @@ pub enum Command {
     /// Manage networks.
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Show or rebuild pont's firewall rules.
+    #[command(subcommand)]
+    Firewall(FirewallCommand),
     /// Run a command in a new container.
     Run(RunArgs),
     /// Run a command inside a running container.
@@ -89,6 +95,14 @@ pub enum NetworkCommand {
         #[arg(required = true)]
         names: Vec<String>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FirewallCommand {
+    /// Print pont's rules in the backend's own syntax, labelled by network.
+    Show,
+    /// Rebuild exactly the rules of the live networks and containers.
+    Reload,
 }
 
 #[derive(Args, Debug)]

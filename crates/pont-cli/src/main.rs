@@ -6,6 +6,7 @@
 
 mod cli;
 mod containers;
+mod firewall_cmd;
 mod networks;
 mod output;
 
@@ -14,6 +15,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use cli::{Cli, Command};
 use pont::engine::Engine;
+use pont::firewall::Backend;
 use pont::ipam::{parse_pools, DEFAULT_POOLS};
 use pont::runtime::Runtime;
 use pont::state::Store;
@@ -42,9 +44,15 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             "must be run as root: pont creates network namespaces, links and firewall rules"
         );
     }
-    let runtime = open_runtime(&cli.root)?;
+    let firewall = cli
+        .firewall
+        .as_deref()
+        .map(str::parse::<Backend>)
+        .transpose()?;
+    let runtime = open_runtime(&cli.root, firewall)?;
     match cli.command {
         Command::Network(cmd) => networks::dispatch(&runtime, cmd).map(|()| 0),
+        Command::Firewall(cmd) => firewall_cmd::dispatch(&runtime, cmd).map(|()| 0),
         Command::Run(args) => containers::run(&runtime, args),
         Command::Exec(args) => containers::exec(&runtime, args),
         Command::Ps(args) => containers::ps(&runtime, &args).map(|()| 0),
@@ -56,9 +64,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
-fn open_runtime(root: &std::path::Path) -> anyhow::Result<Runtime> {
+fn open_runtime(root: &std::path::Path, firewall: Option<Backend>) -> anyhow::Result<Runtime> {
     let pools_spec = std::env::var("PONT_ADDRESS_POOLS").unwrap_or_else(|_| DEFAULT_POOLS.into());
     let pools = parse_pools(&pools_spec).map_err(|e| anyhow::anyhow!("PONT_ADDRESS_POOLS: {e}"))?;
     let store = Store::open(root)?;
-    Ok(Runtime::new(Engine::new(store, pools)))
+    Ok(Runtime::new(Engine::open(store, pools, firewall)?))
 }

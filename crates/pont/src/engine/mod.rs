@@ -12,7 +12,7 @@ pub use endpoint::{host_ifname, loopback_up, AttachOptions, DEFAULT_CONTAINER_IF
 pub use error::EngineError;
 pub use network::{NetworkCreate, DEFAULT_BRIDGE, DEFAULT_NETWORK};
 
-use crate::firewall;
+use crate::firewall::{self, Backend, RuleSet};
 use crate::ipam::AddressPool;
 use crate::model::ContainerState;
 use crate::state::{Lock, Store};
@@ -20,25 +20,85 @@ use crate::state::{Lock, Store};
 pub struct Engine {
     store: Store,
     pools: Vec<AddressPool>,
+    firewall: Backend,
 }
 
 impl Engine {
-    pub fn new(store: Store, pools: Vec<AddressPool>) -> Engine {
-        Engine { store, pools }
+    /// Open the engine with the firewall backend asked for, else the one the
+    /// state remembers, else the best one available. Asking for a backend other
+    /// than the remembered one moves pont's rules to it.
+    pub fn open(
+        store: Store,
+        pools: Vec<AddressPool>,
+        requested: Option<Backend>,
+    ) -> Result<Engine, EngineError> {
+        let lock = store.lock()?;
+        let mut settings = store.settings()?;
+        let remembered = settings.firewall;
+        let firewall = match requested.or(remembered) {
+            Some(b) => b,
+            None => Backend::detect()?,
+        };
+        let engine = Engine {
+            store,
+            pools,
+            firewall,
+        };
+        if remembered != Some(firewall) {
+            firewall.check_usable()?;
+            if let Some(old) = remembered {
+                // Best effort: the old backend's tools may be gone, which is
+                // often why the admin switches.
+                let _ = old.remove_all();
+            }
+            settings.firewall = Some(firewall);
+            engine.store.save_settings(&lock, &settings)?;
+            engine.sync_firewall(&lock)?;
+        }
+        Ok(engine)
     }
 
     pub fn store(&self) -> &Store {
         &self.store
     }
 
+    pub fn firewall(&self) -> Backend {
+        self.firewall
+    }
+
+    /// The rules the records call for now.
+    pub fn planned_rules(&self) -> Result<RuleSet, EngineError> {
+        Ok(firewall::plan(
+            &self.store.networks()?,
+            &self.store.containers()?,
+        ))
+    }
+
     /// Bring pont's firewall in line with the records: one atomic transaction.
     pub fn sync_firewall(&self, _lock: &Lock) -> Result<(), EngineError> {
-        let networks = self.store.networks()?;
-        if networks.is_empty() {
-            firewall::remove_all()?;
-        } else {
-            firewall::apply(&firewall::plan(&networks))?;
+        Ok(self.firewall.apply(&self.planned_rules()?)?)
+    }
+
+    /// Sync only if the rules differ from `before` (what they were when the
+    /// caller started): most container starts and exits change nothing.
+    pub fn sync_firewall_if_changed(
+        &self,
+        lock: &Lock,
+        before: &RuleSet,
+    ) -> Result<(), EngineError> {
+        if &self.planned_rules()? != before {
+            self.sync_firewall(lock)?;
         }
+        Ok(())
+    }
+
+    /// Rebuild pont's rules if someone flushed them (`nft flush ruleset`, `iptables -F`).
+    pub fn repair_firewall(&self, lock: &Lock) -> Result<(), EngineError> {
+        let rules = self.planned_rules()?;
+        if !self.firewall.is_installed(&rules)? {
+            self.firewall.apply(&rules)?;
+        }
+        let _ = lock;
         Ok(())
     }
 

@@ -1,68 +1,110 @@
-//! pont's firewall: a pure plan of the rules the live networks need, rendered
-//! for a backend and applied as one atomic transaction per operation.
+//! pont's firewall: a pure plan of the rules the live networks and containers
+//! need ([`plan`]), rendered for a backend and applied as one atomic
+//! transaction per operation.
 //!
 //! The plan is recomputed from the records on every change and replaces
-//! pont's own table as a whole, so the kernel's rules can never drift from
-//! the records and a flushed or half-applied rule set is repaired by the next
-//! command. pont touches no table or chain it does not own.
+//! pont's own rules as a whole, so the kernel's rules cannot drift from the
+//! records, and a flushed or half-applied rule set is repaired by the next
+//! command. pont touches no table, chain or rule it does not own, except one
+//! jump per built-in chain it hooks into (iptables) and never a policy.
 
+mod iptables;
 mod nftables;
 mod plan;
+mod tool;
 
 pub use plan::{plan, NetworkRules, RuleSet};
+pub use tool::FirewallError;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::fmt;
+use std::str::FromStr;
 
-#[derive(Debug, thiserror::Error)]
-pub enum FirewallError {
-    #[error("cannot run {tool}: {source} (install the nftables package)")]
-    Spawn {
-        tool: &'static str,
-        source: std::io::Error,
-    },
-    #[error("{tool} rejected pont's rules: {stderr}")]
-    Rejected { tool: &'static str, stderr: String },
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Nftables,
+    Iptables,
 }
 
-/// Replace pont's rules with `rules`, in one transaction.
-pub fn apply(rules: &RuleSet) -> Result<(), FirewallError> {
-    run_nft(&nftables::render(rules))
+impl Backend {
+    pub const ALL: [Backend; 2] = [Backend::Nftables, Backend::Iptables];
+
+    /// nftables where the `nft` tool and the kernel support it, else iptables.
+    pub fn detect() -> Result<Backend, FirewallError> {
+        if nftables::usable() {
+            return Ok(Backend::Nftables);
+        }
+        if iptables::usable() {
+            return Ok(Backend::Iptables);
+        }
+        Err(FirewallError::NoBackend)
+    }
+
+    /// A clear error if this backend's tools or kernel support are missing.
+    pub fn check_usable(self) -> Result<(), FirewallError> {
+        let ok = match self {
+            Backend::Nftables => nftables::usable(),
+            Backend::Iptables => iptables::usable(),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(FirewallError::Unusable { backend: self })
+        }
+    }
+
+    /// Make pont's rules exactly `rules`. With no networks left, pont's rules are
+    /// removed altogether unless the admin chain holds rules, which are kept.
+    pub fn apply(self, rules: &RuleSet) -> Result<(), FirewallError> {
+        match self {
+            Backend::Nftables => nftables::apply(rules),
+            Backend::Iptables => iptables::apply(rules),
+        }
+    }
+
+    /// Remove everything of pont's in this backend, the admin chain included
+    /// (used when switching backends).
+    pub fn remove_all(self) -> Result<(), FirewallError> {
+        match self {
+            Backend::Nftables => nftables::remove_all(),
+            Backend::Iptables => iptables::remove_all(),
+        }
+    }
+
+    /// pont's rules as the backend lists them.
+    pub fn show(self) -> Result<String, FirewallError> {
+        match self {
+            Backend::Nftables => nftables::show(),
+            Backend::Iptables => iptables::show(),
+        }
+    }
+
+    /// Whether pont's rules for `rules` look installed (a cheap presence check,
+    /// so commands notice a flushed rule set and rebuild it).
+    pub fn is_installed(self, rules: &RuleSet) -> Result<bool, FirewallError> {
+        match self {
+            Backend::Nftables => nftables::is_installed(rules),
+            Backend::Iptables => iptables::is_installed(rules),
+        }
+    }
 }
 
-/// Remove everything pont installed (used when no network is left, and by tests).
-pub fn remove_all() -> Result<(), FirewallError> {
-    run_nft(&nftables::render_removal())
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Nftables => "nftables",
+            Backend::Iptables => "iptables",
+        })
+    }
 }
 
-/// The batch `apply` would send, for `pont firewall show` and for tests.
-pub fn render(rules: &RuleSet) -> String {
-    nftables::render(rules)
-}
-
-fn run_nft(batch: &str) -> Result<(), FirewallError> {
-    let tool = "nft";
-    let mut child = Command::new(tool)
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|source| FirewallError::Spawn { tool, source })?;
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    stdin
-        .write_all(batch.as_bytes())
-        .map_err(|source| FirewallError::Spawn { tool, source })?;
-    drop(stdin);
-    let out = child
-        .wait_with_output()
-        .map_err(|source| FirewallError::Spawn { tool, source })?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        let stderr = String::from_utf8_lossy(&out.stderr)
-            .trim()
-            .replace('\n', "; ");
-        Err(FirewallError::Rejected { tool, stderr })
+impl FromStr for Backend {
+    type Err = FirewallError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "nftables" | "nft" => Ok(Backend::Nftables),
+            "iptables" => Ok(Backend::Iptables),
+            other => Err(FirewallError::UnknownBackend(other.to_string())),
+        }
     }
 }

@@ -124,6 +124,7 @@ impl Runtime {
         rec: &mut ContainerRecord,
         exit_code: Option<i32>,
     ) -> Result<(), RuntimeError> {
+        let rules_before = self.engine.planned_rules()?;
         rec.state = ContainerState::Exited;
         rec.exit_code = exit_code;
         rec.finished = Some(crate::now());
@@ -141,7 +142,7 @@ impl Runtime {
         } else {
             store.save_container(lock, rec)?;
         }
-        Ok(())
+        Ok(self.engine.sync_firewall_if_changed(lock, &rules_before)?)
     }
 }
 

@@ -20,7 +20,7 @@ impl Runtime {
                 _ => {}
             }
         }
-        Ok(())
+        Ok(self.engine.repair_firewall(lock)?)
     }
 
     /// Undo a launch that did not finish: kill its init if one was made, delete

@@ -119,6 +119,7 @@ impl Runtime {
     fn launch(&self, what: Launch<'_>, detached: bool) -> Result<(String, Running), RuntimeError> {
         let lock = self.engine.store().lock()?;
         self.reconcile(&lock)?;
+        let rules_before = self.engine.planned_rules()?;
         let mut rec = match what {
             Launch::New(req) => self.new_record(&lock, req, detached)?,
             Launch::Restart(id) => self.restart_record(id)?,
@@ -126,7 +127,13 @@ impl Runtime {
         rec.monitor_pid = Some(std::process::id() as i32);
         rec.monitor_start_time = container::start_time(std::process::id() as i32);
         self.reserve(&lock, &mut rec)?;
-        let created = match self.make_container(&lock, &mut rec) {
+        let made = self.make_container(&lock, &mut rec).and_then(|c| {
+            Ok(self
+                .engine
+                .sync_firewall_if_changed(&lock, &rules_before)
+                .map(|()| c)?)
+        });
+        let created = match made {
             Ok(created) => created,
             Err(err) => {
                 let undo = self.roll_back(&lock, &rec);

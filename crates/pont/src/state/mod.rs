@@ -5,6 +5,7 @@
 //! ```text
 //! ROOT/
 //!   lock                        flock(2)ed exclusively by every command that changes state
+//!   settings.json               choices that outlive one command (the firewall backend)
 //!   networks/NAME.json          one NetworkRecord per network
 //!   containers/ID/config.json   one ContainerRecord per container
 //!   containers/ID/hosts         the container's /etc/hosts (bind-mounted into it)
@@ -60,6 +61,12 @@ pub struct Store {
     root: PathBuf,
 }
 
+/// Choices remembered across commands.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Settings {
+    pub firewall: Option<crate::firewall::Backend>,
+}
+
 impl Store {
     /// Open (creating if needed) the state root.
     pub fn open(root: &Path) -> Result<Store, StateError> {
@@ -82,6 +89,14 @@ impl Store {
     /// Take the exclusive lock; blocks while another pont process holds it.
     pub fn lock(&self) -> Result<Lock, StateError> {
         Lock::acquire(&self.root.join("lock"))
+    }
+
+    pub fn settings(&self) -> Result<Settings, StateError> {
+        Ok(files::load_optional(&self.root.join("settings.json"))?.unwrap_or_default())
+    }
+
+    pub fn save_settings(&self, _lock: &Lock, settings: &Settings) -> Result<(), StateError> {
+        files::write_atomic(&self.root.join("settings.json"), settings)
     }
 
     fn network_path(&self, name: &str) -> PathBuf {

@@ -1,0 +1,68 @@
+//! Running the firewall tools (`nft`, `iptables-restore`, ...) with a batch on stdin.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use super::Backend;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FirewallError {
+    #[error("unknown firewall backend '{0}': expected nftables or iptables")]
+    UnknownBackend(String),
+    #[error("no usable firewall backend: install the nftables package (or iptables)")]
+    NoBackend,
+    #[error("firewall backend {backend} is not usable here: {}", install_hint(*backend))]
+    Unusable { backend: Backend },
+    #[error("cannot run {tool}: {source}")]
+    Spawn {
+        tool: &'static str,
+        source: std::io::Error,
+    },
+    #[error("{tool} rejected pont's rules: {stderr}")]
+    Rejected { tool: &'static str, stderr: String },
+}
+
+fn install_hint(b: Backend) -> &'static str {
+    match b {
+        Backend::Nftables => "the nft tool or the kernel's nf_tables support is missing (install the nftables package)",
+        Backend::Iptables => "iptables-restore or the kernel's support is missing (install the iptables package)",
+    }
+}
+
+/// Run `tool args`, feeding `stdin`; its stdout on success, its stderr as the error.
+pub fn run(tool: &'static str, args: &[&str], stdin: &str) -> Result<String, FirewallError> {
+    let mut child = Command::new(tool)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| FirewallError::Spawn { tool, source })?;
+    let mut pipe = child.stdin.take().expect("stdin is piped");
+    // A tool that fails early closes its stdin; its stderr says why, so a write
+    // error here is not the error to report.
+    let _ = pipe.write_all(stdin.as_bytes());
+    drop(pipe);
+    let out = child
+        .wait_with_output()
+        .map_err(|source| FirewallError::Spawn { tool, source })?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        let stderr = String::from_utf8_lossy(&out.stderr)
+            .trim()
+            .replace('\n', "; ");
+        Err(FirewallError::Rejected { tool, stderr })
+    }
+}
+
+/// Whether `tool args` runs and succeeds (for capability checks).
+pub fn succeeds(tool: &str, args: &[&str]) -> bool {
+    Command::new(tool)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
