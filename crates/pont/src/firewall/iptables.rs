@@ -234,14 +234,11 @@ fn apply_ebtables(rules: &RuleSet) -> Result<(), FirewallError> {
         if exists {
             writeln!(b, "-F {EB_CHAIN}").unwrap();
         }
-        for (net, port) in ports {
+        // ebtables-restore takes no comments; `firewall show` names the
+        // network of each port from the records instead.
+        for (_, port) in ports {
             for proto in ["IPv4", "IPv6"] {
-                writeln!(
-                    b,
-                    "-A {EB_CHAIN} -p {proto} -i {port} --comment \"network {}\" -j DROP",
-                    net.name
-                )
-                .unwrap();
+                writeln!(b, "-A {EB_CHAIN} -p {proto} -i {port} -j DROP").unwrap();
             }
         }
         if !jump {

@@ -13,6 +13,9 @@ mod nftables;
 mod plan;
 mod tool;
 
+#[cfg(test)]
+mod kernel_tests;
+
 pub use plan::{plan, NetworkRules, RuleSet};
 pub use tool::FirewallError;
 

@@ -41,9 +41,9 @@ const CHAINS: [(&str, Option<&str>); 5] = [
 /// Sets pont owns: name and declaration.
 const SETS: [(&str, &str); 4] = [
     ("bridges", "type ifname;"),
-    ("internal", "type ifname;"),
+    ("internal_bridges", "type ifname;"),
     ("icc_pairs", "type ifname . ifname;"),
-    ("masquerade", "type ipv4_addr; flags interval;"),
+    ("nat_sources", "type ipv4_addr; flags interval;"),
 ];
 
 /// One transaction that makes pont's rules exactly `rules`.
@@ -86,7 +86,7 @@ fn rules_inet(b: &mut String) {
     // The admin decides first: accept there skips pont's drops, drop is final.
     rule(b, "forward", &format!("jump {USER_CHAIN}"));
     rule(b, "forward", "oifname @bridges jump to_bridge");
-    rule(b, "forward", "iifname @internal jump from_internal");
+    rule(b, "forward", "iifname @internal_bridges jump from_internal");
     // Into a container: replies, its own network (if icc) and nothing else.
     rule(b, "to_bridge", "ct state established,related accept");
     rule(b, "to_bridge", "iifname . oifname @icc_pairs accept");
@@ -97,13 +97,13 @@ fn rules_inet(b: &mut String) {
     rule(
         b,
         "input",
-        "iifname @internal ct state established,related accept",
+        "iifname @internal_bridges ct state established,related accept",
     );
-    rule(b, "input", "iifname @internal counter drop");
+    rule(b, "input", "iifname @internal_bridges counter drop");
     rule(
         b,
         "postrouting",
-        "ip saddr @masquerade oifname != @bridges masquerade",
+        "ip saddr @nat_sources oifname != @bridges masquerade",
     );
 }
 
@@ -122,7 +122,7 @@ fn elements(b: &mut String, rules: &RuleSet) {
             .collect(),
     );
     add(
-        "internal",
+        "internal_bridges",
         nets.iter()
             .filter(|n| n.internal)
             .map(|n| format!("\"{}\" {}", n.bridge, label(&n.name)))
@@ -136,7 +136,7 @@ fn elements(b: &mut String, rules: &RuleSet) {
             .collect(),
     );
     add(
-        "masquerade",
+        "nat_sources",
         nets.iter()
             .filter(|n| n.masquerade())
             .map(|n| format!("{} {}", n.subnet, label(&n.name)))

@@ -22,7 +22,7 @@ mod route;
 mod socket;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::net::IpAddr;
 

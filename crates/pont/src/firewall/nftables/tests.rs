@@ -40,26 +40,26 @@ add chain inet pont from_internal
 flush chain inet pont from_internal
 add set inet pont bridges { type ifname; }
 flush set inet pont bridges
-add set inet pont internal { type ifname; }
-flush set inet pont internal
+add set inet pont internal_bridges { type ifname; }
+flush set inet pont internal_bridges
 add set inet pont icc_pairs { type ifname . ifname; }
 flush set inet pont icc_pairs
-add set inet pont masquerade { type ipv4_addr; flags interval; }
-flush set inet pont masquerade
+add set inet pont nat_sources { type ipv4_addr; flags interval; }
+flush set inet pont nat_sources
 add rule inet pont forward jump user
 add rule inet pont forward oifname @bridges jump to_bridge
-add rule inet pont forward iifname @internal jump from_internal
+add rule inet pont forward iifname @internal_bridges jump from_internal
 add rule inet pont to_bridge ct state established,related accept
 add rule inet pont to_bridge iifname . oifname @icc_pairs accept
 add rule inet pont to_bridge counter drop
 add rule inet pont from_internal counter drop
-add rule inet pont input iifname @internal ct state established,related accept
-add rule inet pont input iifname @internal counter drop
-add rule inet pont postrouting ip saddr @masquerade oifname != @bridges masquerade
+add rule inet pont input iifname @internal_bridges ct state established,related accept
+add rule inet pont input iifname @internal_bridges counter drop
+add rule inet pont postrouting ip saddr @nat_sources oifname != @bridges masquerade
 add element inet pont bridges { "br-0123456789ab" comment "network web", "br-ba9876543210" comment "network vault" }
-add element inet pont internal { "br-ba9876543210" comment "network vault" }
+add element inet pont internal_bridges { "br-ba9876543210" comment "network vault" }
 add element inet pont icc_pairs { "br-0123456789ab" . "br-0123456789ab" comment "network web" }
-add element inet pont masquerade { 10.77.1.0/24 comment "network web" }
+add element inet pont nat_sources { 10.77.1.0/24 comment "network web" }
 add table bridge pont
 add chain bridge pont forward { type filter hook forward priority filter; policy accept; }
 flush chain bridge pont forward

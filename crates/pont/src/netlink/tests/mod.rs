@@ -19,7 +19,7 @@ use std::{
 use nix::sched::{setns, unshare, CloneFlags};
 
 /// Run `f` on a new thread that has moved into a fresh network namespace of its own.
-fn in_fresh_netns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+pub(crate) fn in_fresh_netns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     run_on_thread(|| {
         unshare(CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET) (tests need root)");
         f()
