@@ -3,8 +3,10 @@
 
 mod cidr;
 mod names;
+mod ports;
 mod records;
 
 pub use cidr::{CidrError, Ipv4Net};
 pub use names::{validate_mac, validate_mtu, validate_name, InputError, MacAddr};
+pub use ports::{PortMapping, PortRange, PortSpec, PortSpecError, Protocol};
 pub use records::{ContainerRecord, ContainerState, Endpoint, NetMode, NetworkRecord};

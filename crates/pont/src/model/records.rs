@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Ipv4Net, MacAddr};
+use super::{Ipv4Net, MacAddr, PortMapping};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkRecord {
@@ -93,6 +93,9 @@ pub struct ContainerRecord {
     /// The address held last time, offered again by `pont start` if still free.
     pub last_ipv4: Option<Ipv4Addr>,
     pub endpoints: Vec<Endpoint>,
+    /// Published ports; kept while the container is stopped, enforced while it runs.
+    #[serde(default)]
+    pub ports: Vec<PortMapping>,
     pub auto_remove: bool,
     pub detached: bool,
 }

@@ -217,6 +217,7 @@ impl Runtime {
             requested_mac: req.mac,
             last_ipv4: None,
             endpoints: vec![],
+            ports: vec![],
             auto_remove: req.auto_remove,
             detached,
         })

@@ -45,6 +45,7 @@ fn container(id: &str, name: &str) -> ContainerRecord {
         requested_mac: None,
         last_ipv4: None,
         endpoints: vec![],
+        ports: vec![],
         auto_remove: false,
         detached: false,
     }
