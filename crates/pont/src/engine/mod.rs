@@ -86,9 +86,11 @@ impl Engine {
         lock: &Lock,
         before: &RuleSet,
     ) -> Result<(), EngineError> {
-        if &self.planned_rules()? != before {
-            self.sync_firewall(lock)?;
+        let after = self.planned_rules()?;
+        if &after != before {
+            self.firewall.apply_change(before, &after)?;
         }
+        let _ = lock;
         Ok(())
     }
 

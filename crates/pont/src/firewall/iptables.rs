@@ -20,17 +20,50 @@ use super::tool::{self, FirewallError};
 use super::{NetworkRules, RuleSet};
 
 pub const USER_CHAIN: &str = "PONT-USER";
-const FILTER_CHAINS: [&str; 3] = ["PONT-FORWARD", "PONT-ACCEPT", "PONT-INPUT"];
-const NAT_CHAINS: [&str; 1] = ["PONT-POSTROUTING"];
+/// Chains pont owns and rewrites, per table.
+const CHAINS: [(&str, &str); 6] = [
+    ("raw", "PONT-PREROUTING"),
+    ("filter", "PONT-FORWARD"),
+    ("filter", "PONT-ACCEPT"),
+    ("filter", "PONT-INPUT"),
+    ("nat", "PONT-DNAT"),
+    ("nat", "PONT-POSTROUTING"),
+];
+const TABLES: [&str; 3] = ["raw", "filter", "nat"];
 const EB_CHAIN: &str = "PONT-ISOLATE";
 
-/// A jump from a built-in chain: (table, built-in chain, pont chain, insert first?).
-const JUMPS: [(&str, &str, &str, bool); 4] = [
-    ("filter", "FORWARD", "PONT-FORWARD", true),
-    ("filter", "FORWARD", "PONT-ACCEPT", false),
-    ("filter", "INPUT", "PONT-INPUT", true),
-    ("nat", "POSTROUTING", "PONT-POSTROUTING", true),
+/// A jump from a built-in chain: (table, built-in chain, match, pont chain, insert first?).
+const JUMPS: [(&str, &str, &str, &str, bool); 7] = [
+    ("raw", "PREROUTING", "", "PONT-PREROUTING", true),
+    ("filter", "FORWARD", "", "PONT-FORWARD", true),
+    ("filter", "FORWARD", "", "PONT-ACCEPT", false),
+    ("filter", "INPUT", "", "PONT-INPUT", true),
+    // Loopback-bound mappings are for the host alone: only locally made
+    // packets (OUTPUT) are translated to them.
+    (
+        "nat",
+        "PREROUTING",
+        "! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL ",
+        "PONT-DNAT",
+        true,
+    ),
+    (
+        "nat",
+        "OUTPUT",
+        "-m addrtype --dst-type LOCAL ",
+        "PONT-DNAT",
+        true,
+    ),
+    ("nat", "POSTROUTING", "", "PONT-POSTROUTING", true),
 ];
+
+/// One rule of pont's: table, chain and the rest of the `-A` line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Rule {
+    table: &'static str,
+    chain: &'static str,
+    spec: String,
+}
 
 pub fn usable() -> bool {
     tool::succeeds("iptables-restore", &["--version"])
@@ -50,6 +83,36 @@ pub fn apply(rules: &RuleSet) -> Result<(), FirewallError> {
     apply_ebtables(rules)
 }
 
+/// Delete the rules that went away and append the new ones; every group of
+/// rules is keyed by its own bridge or port, so their order across groups
+/// does not matter.
+pub fn apply_change(before: &RuleSet, after: &RuleSet) -> Result<(), FirewallError> {
+    if before.is_empty() || after.is_empty() {
+        return apply(after);
+    }
+    let (old, new) = (rules_of(before), rules_of(after));
+    let mut b = String::new();
+    for table in TABLES {
+        let mut body = String::new();
+        for r in old.iter().filter(|r| r.table == table && !new.contains(r)) {
+            writeln!(body, "-D {} {}", r.chain, r.spec).unwrap();
+        }
+        for r in new.iter().filter(|r| r.table == table && !old.contains(r)) {
+            writeln!(body, "-A {} {}", r.chain, r.spec).unwrap();
+        }
+        if !body.is_empty() {
+            writeln!(b, "*{table}\n{body}COMMIT").unwrap();
+        }
+    }
+    if !b.is_empty() {
+        tool::run("iptables-restore", &["-w", "--noflush"], &b)?;
+    }
+    if before.networks != after.networks {
+        apply_ebtables(after)?;
+    }
+    Ok(())
+}
+
 pub fn remove_all() -> Result<(), FirewallError> {
     remove_with(&save()?)
 }
@@ -64,13 +127,13 @@ pub fn show() -> Result<String, FirewallError> {
 }
 
 pub fn is_installed(rules: &RuleSet) -> Result<bool, FirewallError> {
-    let current = save()?;
     if rules.is_empty() {
         return Ok(true);
     }
+    let current = save()?;
     let jumps = JUMPS
         .iter()
-        .all(|(_, builtin, chain, _)| has_jump(&current, builtin, chain));
+        .all(|(_, builtin, m, chain, _)| has_jump(&current, builtin, m, chain));
     let nets = rules
         .networks
         .iter()
@@ -83,81 +146,133 @@ fn save() -> Result<String, FirewallError> {
 }
 
 /// The batch that makes pont's chains exactly `rules`, given what `iptables-save` shows.
-pub fn render(rules: &RuleSet, current: &str) -> String {
-    let mut b = String::from("*filter\n");
-    for chain in FILTER_CHAINS {
-        // Declaring a chain in a --noflush batch creates or flushes it.
-        writeln!(b, ":{chain} - [0:0]").unwrap();
+fn render(rules: &RuleSet, current: &str) -> String {
+    let all = rules_of(rules);
+    let mut b = String::new();
+    for table in TABLES {
+        writeln!(b, "*{table}").unwrap();
+        for (t, chain) in CHAINS {
+            if t == table {
+                // Declaring a chain in a --noflush batch creates or flushes it.
+                writeln!(b, ":{chain} - [0:0]").unwrap();
+            }
+        }
+        if table == "filter" && !has_chain(current, USER_CHAIN) {
+            writeln!(b, ":{USER_CHAIN} - [0:0]").unwrap();
+        }
+        for r in all.iter().filter(|r| r.table == table) {
+            writeln!(b, "-A {} {}", r.chain, r.spec).unwrap();
+        }
+        for (t, builtin, m, chain, first) in JUMPS {
+            if t == table && !has_jump(current, builtin, m, chain) {
+                let at = if first {
+                    format!("-I {builtin} 1")
+                } else {
+                    format!("-A {builtin}")
+                };
+                writeln!(b, "{at} {m}-j {chain}").unwrap();
+            }
+        }
+        b.push_str("COMMIT\n");
     }
-    if !has_chain(current, USER_CHAIN) {
-        writeln!(b, ":{USER_CHAIN} - [0:0]").unwrap();
-    }
-    writeln!(b, "-A PONT-FORWARD -j {USER_CHAIN}").unwrap();
-    for net in &rules.networks {
-        forward_rules(&mut b, net);
-    }
-    for net in &rules.networks {
-        let c = comment(net);
-        writeln!(b, "-A PONT-ACCEPT -o {} {c} -j ACCEPT", net.bridge).unwrap();
-        writeln!(b, "-A PONT-ACCEPT -i {} {c} -j ACCEPT", net.bridge).unwrap();
-    }
-    for net in rules.networks.iter().filter(|n| n.internal) {
-        let (br, c) = (&net.bridge, comment(net));
-        writeln!(
-            b,
-            "-A PONT-INPUT -i {br} -m conntrack --ctstate RELATED,ESTABLISHED {c} -j RETURN"
-        )
-        .unwrap();
-        writeln!(b, "-A PONT-INPUT -i {br} {c} -j DROP").unwrap();
-    }
-    add_missing_jumps(&mut b, current, "filter");
-    b.push_str("COMMIT\n*nat\n");
-    for chain in NAT_CHAINS {
-        writeln!(b, ":{chain} - [0:0]").unwrap();
-    }
-    for net in rules.networks.iter().filter(|n| n.masquerade()) {
-        let c = comment(net);
-        writeln!(
-            b,
-            "-A PONT-POSTROUTING -s {} ! -o {} {c} -j MASQUERADE",
-            net.subnet, net.bridge
-        )
-        .unwrap();
-    }
-    add_missing_jumps(&mut b, current, "nat");
-    b.push_str("COMMIT\n");
     b
 }
 
-/// Into the bridge: replies, the network's own traffic (if icc), nothing else.
-/// Out of an internal bridge: nowhere else.
-fn forward_rules(b: &mut String, net: &NetworkRules) {
-    let (br, c) = (&net.bridge, comment(net));
-    writeln!(
-        b,
-        "-A PONT-FORWARD -o {br} -m conntrack --ctstate RELATED,ESTABLISHED {c} -j RETURN"
-    )
-    .unwrap();
-    let same = if net.icc { "RETURN" } else { "DROP" };
-    writeln!(b, "-A PONT-FORWARD -i {br} -o {br} {c} -j {same}").unwrap();
-    writeln!(b, "-A PONT-FORWARD -o {br} {c} -j DROP").unwrap();
-    if net.internal {
-        writeln!(b, "-A PONT-FORWARD -i {br} {c} -j DROP").unwrap();
-    }
-}
-
-fn comment(net: &NetworkRules) -> String {
-    format!("-m comment --comment \"network {}\"", net.name)
-}
-
-fn add_missing_jumps(b: &mut String, current: &str, table: &str) {
-    for (t, builtin, chain, first) in JUMPS {
-        if t == table && !has_jump(current, builtin, chain) {
-            let verb = if first { "-I" } else { "-A" };
-            let pos = if first { " 1" } else { "" };
-            writeln!(b, "{verb} {builtin}{pos} -j {chain}").unwrap();
+fn rules_of(rules: &RuleSet) -> Vec<Rule> {
+    let mut out = Vec::new();
+    let mut add = |table, chain, spec: String| out.push(Rule { table, chain, spec });
+    add("filter", "PONT-FORWARD", format!("-j {USER_CHAIN}"));
+    for net in &rules.networks {
+        let (br, c) = (&net.bridge, comment(&net.name, "network"));
+        // A container must not reach the host's loopback services through the
+        // route_localnet its bridge has for 127.0.0.1 mappings.
+        add(
+            "raw",
+            "PONT-PREROUTING",
+            format!("-d 127.0.0.0/8 -i {br} {c} -j DROP"),
+        );
+        // Into the bridge: replies, published ports, its own network (if icc), nothing else.
+        add(
+            "filter",
+            "PONT-FORWARD",
+            format!("-o {br} -m conntrack --ctstate RELATED,ESTABLISHED {c} -j RETURN"),
+        );
+        add(
+            "filter",
+            "PONT-FORWARD",
+            format!("-o {br} -m conntrack --ctstate DNAT {c} -j RETURN"),
+        );
+        let same = if net.icc { "RETURN" } else { "DROP" };
+        add(
+            "filter",
+            "PONT-FORWARD",
+            format!("-i {br} -o {br} {c} -j {same}"),
+        );
+        add("filter", "PONT-FORWARD", format!("-o {br} {c} -j DROP"));
+        if net.internal {
+            // Out of an internal network: nowhere else, and not to the host.
+            add("filter", "PONT-FORWARD", format!("-i {br} {c} -j DROP"));
+            add(
+                "filter",
+                "PONT-INPUT",
+                format!("-i {br} -m conntrack --ctstate RELATED,ESTABLISHED {c} -j RETURN"),
+            );
+            add("filter", "PONT-INPUT", format!("-i {br} {c} -j DROP"));
         }
+        add("filter", "PONT-ACCEPT", format!("-o {br} {c} -j ACCEPT"));
+        add("filter", "PONT-ACCEPT", format!("-i {br} {c} -j ACCEPT"));
+        if net.masquerade() {
+            add(
+                "nat",
+                "PONT-POSTROUTING",
+                format!("-s {} ! -o {br} {c} -j MASQUERADE", net.subnet),
+            );
+        }
+        // Hairpin: a container reaching a published port of its own network.
+        let s = net.subnet;
+        add(
+            "nat",
+            "PONT-POSTROUTING",
+            format!("-s {s} -d {s} -o {br} -m conntrack --ctstate DNAT {c} -j MASQUERADE"),
+        );
+        add(
+            "nat",
+            "PONT-POSTROUTING",
+            format!("-s 127.0.0.0/8 -o {br} -m conntrack --ctstate DNAT {c} -j MASQUERADE"),
+        );
     }
+    for m in &rules.mappings {
+        let Some(host) = m.host_v4() else { continue };
+        let dst = if host.prefix_len() == 0 {
+            String::new()
+        } else {
+            format!("-d {host} ")
+        };
+        let (hp, cp) = (m.mapping.host_ports, m.mapping.container_ports);
+        let proto = m.mapping.protocol;
+        let dport = if hp.is_single() {
+            hp.start.to_string()
+        } else {
+            format!("{}:{}", hp.start, hp.end)
+        };
+        // A range keeps each port's offset: host start+k goes to container start+k.
+        let to = if hp.is_single() {
+            format!("{}:{}", m.container_ip, cp.start)
+        } else {
+            format!("{}:{}-{}/{}", m.container_ip, cp.start, cp.end, hp.start)
+        };
+        let c = comment(&m.container, "container");
+        add(
+            "nat",
+            "PONT-DNAT",
+            format!("{dst}-p {proto} -m {proto} --dport {dport} {c} -j DNAT --to-destination {to}"),
+        );
+    }
+    out
+}
+
+fn comment(name: &str, kind: &str) -> String {
+    format!("-m comment --comment \"{kind} {name}\"")
 }
 
 fn has_chain(current: &str, chain: &str) -> bool {
@@ -167,10 +282,10 @@ fn has_chain(current: &str, chain: &str) -> bool {
     })
 }
 
-fn has_jump(current: &str, builtin: &str, chain: &str) -> bool {
+fn has_jump(current: &str, builtin: &str, matches: &str, chain: &str) -> bool {
     current
         .lines()
-        .any(|l| l == format!("-A {builtin} -j {chain}"))
+        .any(|l| l == format!("-A {builtin} {matches}-j {chain}"))
 }
 
 fn chain_has_rules(current: &str, chain: &str) -> bool {
@@ -181,18 +296,20 @@ fn chain_has_rules(current: &str, chain: &str) -> bool {
 /// Delete the jumps, then the chains (the admin's included).
 fn remove_with(current: &str) -> Result<(), FirewallError> {
     let mut b = String::new();
-    for table in ["filter", "nat"] {
-        let chains: Vec<&str> = match table {
-            "filter" => FILTER_CHAINS.iter().copied().chain([USER_CHAIN]).collect(),
-            _ => NAT_CHAINS.to_vec(),
-        };
+    for table in TABLES {
         let mut body = String::new();
-        for (t, builtin, chain, _) in JUMPS {
-            if t == table && has_jump(current, builtin, chain) {
-                writeln!(body, "-D {builtin} -j {chain}").unwrap();
+        for (t, builtin, m, chain, _) in JUMPS {
+            if t == table && has_jump(current, builtin, m, chain) {
+                writeln!(body, "-D {builtin} {m}-j {chain}").unwrap();
             }
         }
-        for chain in chains.iter().filter(|c| has_chain(current, c)) {
+        let user = (table == "filter").then_some(USER_CHAIN);
+        let owned = CHAINS
+            .iter()
+            .filter(|(t, _)| *t == table)
+            .map(|(_, c)| *c)
+            .chain(user);
+        for chain in owned.filter(|c| has_chain(current, c)) {
             writeln!(body, "-F {chain}\n-X {chain}").unwrap();
         }
         if !body.is_empty() {
@@ -262,15 +379,15 @@ pub fn sync_forward_shim(rules: &RuleSet) -> Result<(), FirewallError> {
     if policy_drop && !rules.is_empty() {
         writeln!(b, ":PONT-ACCEPT - [0:0]").unwrap();
         for net in &rules.networks {
-            let c = comment(net);
+            let c = comment(&net.name, "network");
             writeln!(b, "-A PONT-ACCEPT -o {} {c} -j ACCEPT", net.bridge).unwrap();
             writeln!(b, "-A PONT-ACCEPT -i {} {c} -j ACCEPT", net.bridge).unwrap();
         }
-        if !has_jump(&current, "FORWARD", "PONT-ACCEPT") {
+        if !has_jump(&current, "FORWARD", "", "PONT-ACCEPT") {
             b.push_str("-A FORWARD -j PONT-ACCEPT\n");
         }
     } else if installed {
-        if has_jump(&current, "FORWARD", "PONT-ACCEPT") {
+        if has_jump(&current, "FORWARD", "", "PONT-ACCEPT") {
             b.push_str("-D FORWARD -j PONT-ACCEPT\n");
         }
         b.push_str("-F PONT-ACCEPT\n-X PONT-ACCEPT\n");
@@ -282,55 +399,4 @@ pub fn sync_forward_shim(rules: &RuleSet) -> Result<(), FirewallError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn renders_chains_jumps_and_keeps_the_admin_chain() {
-        let rules = super::super::nftables::tests::sample();
-        let fresh =
-            "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n";
-        let expected = r#"*filter
-:PONT-FORWARD - [0:0]
-:PONT-ACCEPT - [0:0]
-:PONT-INPUT - [0:0]
-:PONT-USER - [0:0]
--A PONT-FORWARD -j PONT-USER
--A PONT-FORWARD -o br-0123456789ab -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "network web" -j RETURN
--A PONT-FORWARD -i br-0123456789ab -o br-0123456789ab -m comment --comment "network web" -j RETURN
--A PONT-FORWARD -o br-0123456789ab -m comment --comment "network web" -j DROP
--A PONT-FORWARD -o br-ba9876543210 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "network vault" -j RETURN
--A PONT-FORWARD -i br-ba9876543210 -o br-ba9876543210 -m comment --comment "network vault" -j DROP
--A PONT-FORWARD -o br-ba9876543210 -m comment --comment "network vault" -j DROP
--A PONT-FORWARD -i br-ba9876543210 -m comment --comment "network vault" -j DROP
--A PONT-ACCEPT -o br-0123456789ab -m comment --comment "network web" -j ACCEPT
--A PONT-ACCEPT -i br-0123456789ab -m comment --comment "network web" -j ACCEPT
--A PONT-ACCEPT -o br-ba9876543210 -m comment --comment "network vault" -j ACCEPT
--A PONT-ACCEPT -i br-ba9876543210 -m comment --comment "network vault" -j ACCEPT
--A PONT-INPUT -i br-ba9876543210 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "network vault" -j RETURN
--A PONT-INPUT -i br-ba9876543210 -m comment --comment "network vault" -j DROP
--I FORWARD 1 -j PONT-FORWARD
--A FORWARD -j PONT-ACCEPT
--I INPUT 1 -j PONT-INPUT
-COMMIT
-*nat
-:PONT-POSTROUTING - [0:0]
--A PONT-POSTROUTING -s 10.77.1.0/24 ! -o br-0123456789ab -m comment --comment "network web" -j MASQUERADE
--I POSTROUTING 1 -j PONT-POSTROUTING
-COMMIT
-"#;
-        let got = render(&rules, fresh);
-        if got != expected {
-            panic!("rendered:\n{got}");
-        }
-        // A second apply over the first: the admin chain is not redeclared
-        // (which would flush it), and no jump is added twice.
-        let installed = "*filter\n:PONT-USER - [0:0]\n-A FORWARD -j PONT-FORWARD\n-A FORWARD -j PONT-ACCEPT\n-A INPUT -j PONT-INPUT\n-A PONT-USER -s 192.0.2.9/32 -j DROP\n*nat\n-A POSTROUTING -j PONT-POSTROUTING\n";
-        let again = render(&rules, installed);
-        assert!(!again.contains(":PONT-USER"), "{again}");
-        assert!(
-            !again.contains("-I ") && !again.contains("-A FORWARD"),
-            "{again}"
-        );
-    }
-}
+pub(crate) mod tests;

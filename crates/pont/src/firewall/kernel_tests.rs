@@ -6,7 +6,7 @@ use super::{Backend, RuleSet};
 use crate::netlink::tests::in_fresh_netns;
 
 fn sample() -> RuleSet {
-    super::nftables::tests::sample()
+    super::iptables::tests::with_mappings()
 }
 
 fn sh(cmd: &str) -> String {
@@ -33,9 +33,12 @@ fn both_backends_apply_idempotently_and_remove_completely() {
         in_fresh_netns(|| {
             // iptables-nft makes a table's built-in chains when it first touches
             // the table, and leaves them: that is the host's state before pont.
-            sh("for c in FORWARD INPUT; do iptables -A $c -j ACCEPT; iptables -D $c -j ACCEPT; done; \
-                iptables -t nat -A POSTROUTING -j ACCEPT; iptables -t nat -D POSTROUTING -j ACCEPT; \
-                ebtables -A FORWARD -j ACCEPT; ebtables -D FORWARD -j ACCEPT");
+            sh(
+                "touch() { iptables -t $1 -A $2 -j ACCEPT && iptables -t $1 -D $2 -j ACCEPT; }; \
+                touch filter FORWARD; touch filter INPUT; touch raw PREROUTING; \
+                touch nat PREROUTING; touch nat OUTPUT; touch nat POSTROUTING; \
+                ebtables -A FORWARD -j ACCEPT; ebtables -D FORWARD -j ACCEPT",
+            );
             let empty = ruleset();
             backend.apply(&sample()).unwrap();
             let once = ruleset();
@@ -105,4 +108,38 @@ fn forward_drop_policy_gets_an_accept_shim_on_nftables() {
         Backend::Nftables.apply(&RuleSet::default()).unwrap();
         assert_eq!(sh("iptables -S FORWARD"), "-P FORWARD DROP\n");
     });
+}
+
+#[test]
+fn incremental_changes_equal_a_full_apply() {
+    for backend in Backend::ALL {
+        in_fresh_netns(|| {
+            let full = sample();
+            let mut fewer = full.clone();
+            fewer.mappings.remove(0);
+            fewer.networks.remove(1);
+            backend.apply(&fewer).unwrap();
+            backend.apply_change(&fewer, &full).unwrap();
+            let changed = ruleset();
+            backend.apply(&full).unwrap();
+            let whole = ruleset();
+            assert_eq!(
+                sorted(&changed),
+                sorted(&whole),
+                "{backend}: change != full apply"
+            );
+        });
+    }
+}
+
+/// Rule order across groups and the wrapping of element lists are not
+/// meaningful: compare the sorted pieces between braces, commas and newlines.
+fn sorted(listing: &str) -> Vec<String> {
+    let mut pieces: Vec<String> = listing
+        .split(['{', '}', ',', '\n'])
+        .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|p| !p.is_empty())
+        .collect();
+    pieces.sort();
+    pieces
 }

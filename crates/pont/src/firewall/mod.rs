@@ -16,7 +16,7 @@ mod tool;
 #[cfg(test)]
 mod kernel_tests;
 
-pub use plan::{plan, NetworkRules, RuleSet};
+pub use plan::{plan, MappingRules, NetworkRules, RuleSet};
 pub use tool::FirewallError;
 
 use std::fmt;
@@ -63,6 +63,17 @@ impl Backend {
             Backend::Nftables => nftables::apply(rules),
             Backend::Iptables => iptables::apply(rules),
         }
+    }
+
+    /// Turn `before` (what is installed) into `after` with as little work as
+    /// the backend allows; falls back to a full [`Backend::apply`] if the
+    /// incremental change is refused (say, because someone flushed the rules).
+    pub fn apply_change(self, before: &RuleSet, after: &RuleSet) -> Result<(), FirewallError> {
+        let changed = match self {
+            Backend::Nftables => nftables::apply_change(before, after),
+            Backend::Iptables => iptables::apply_change(before, after),
+        };
+        changed.or_else(|_| self.apply(after))
     }
 
     /// Remove everything of pont's in this backend, the admin chain included

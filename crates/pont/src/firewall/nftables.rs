@@ -21,12 +21,25 @@ pub const BRIDGE_TABLE: &str = "bridge pont";
 pub const USER_CHAIN: &str = "user";
 
 /// Chains pont owns and rewrites, with their base-chain declaration if any.
-const CHAINS: [(&str, Option<&str>); 5] = [
+const CHAINS: [(&str, Option<&str>); 8] = [
+    (
+        "guard",
+        Some("type filter hook prerouting priority raw; policy accept;"),
+    ),
+    (
+        "prerouting",
+        Some("type nat hook prerouting priority dstnat; policy accept;"),
+    ),
+    (
+        "output",
+        Some("type nat hook output priority -100; policy accept;"),
+    ),
     (
         "forward",
         Some("type filter hook forward priority filter; policy accept;"),
     ),
     ("to_bridge", None),
+    ("from_internal", None),
     (
         "input",
         Some("type filter hook input priority filter; policy accept;"),
@@ -35,24 +48,110 @@ const CHAINS: [(&str, Option<&str>); 5] = [
         "postrouting",
         Some("type nat hook postrouting priority srcnat; policy accept;"),
     ),
-    ("from_internal", None),
 ];
 
-/// Sets pont owns: name and declaration.
-const SETS: [(&str, &str); 4] = [
+/// Sets and maps pont owns: name and declaration.
+const SETS: [(&str, &str); 7] = [
     ("bridges", "type ifname;"),
+    ("bridge_pairs", "type ifname . ifname;"),
     ("internal_bridges", "type ifname;"),
     ("icc_pairs", "type ifname . ifname;"),
     ("nat_sources", "type ipv4_addr; flags interval;"),
+    // host address . protocol . host port -> container address . port
+    (
+        "dnat_ports",
+        "type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; flags interval;",
+    ),
+    // host address . protocol . port range -> container address (same ports)
+    (
+        "dnat_ranges",
+        "type ipv4_addr . inet_proto . inet_service : ipv4_addr; flags interval;",
+    ),
 ];
+
+const STATIC_RULES: [(&str, &str); 18] = [
+    // A container must not reach the host's loopback services through the
+    // route_localnet that its bridge has (for 127.0.0.1 port mappings).
+    ("guard", "iifname @bridges ip daddr 127.0.0.0/8 counter drop"),
+    // Published ports. Loopback-bound mappings are for the host alone: only
+    // locally made packets (output chain) are translated to them.
+    ("prerouting", "ip daddr 127.0.0.0/8 return"),
+    ("prerouting", "meta l4proto { tcp, udp, sctp } fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @dnat_ports"),
+    ("prerouting", "meta l4proto { tcp, udp, sctp } fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @dnat_ranges"),
+    ("output", "meta l4proto { tcp, udp, sctp } fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @dnat_ports"),
+    ("output", "meta l4proto { tcp, udp, sctp } fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @dnat_ranges"),
+    // The admin decides first: accept there skips pont's drops, drop is final.
+    ("forward", "jump user"),
+    ("forward", "oifname @bridges jump to_bridge"),
+    ("forward", "iifname @internal_bridges jump from_internal"),
+    // Into a container: replies, published ports, its own network (if icc), nothing else.
+    ("to_bridge", "ct state established,related accept"),
+    ("to_bridge", "ct status dnat accept"),
+    ("to_bridge", "iifname . oifname @icc_pairs accept"),
+    ("to_bridge", "counter drop"),
+    // Out of an internal network: nowhere, not even by a route a container set itself.
+    ("from_internal", "counter drop"),
+    // The host's own addresses are not reachable from internal networks.
+    ("input", "iifname @internal_bridges ct state established,related accept"),
+    ("input", "iifname @internal_bridges counter drop"),
+    ("postrouting", "ip saddr @nat_sources oifname != @bridges masquerade"),
+    // Hairpin (a container reaching a published port of its own network) and
+    // host loopback clients: the server must answer through the host.
+    ("postrouting", "ct status dnat iifname . oifname @bridge_pairs masquerade"),
+];
+
+/// The loopback source of host clients of 127.0.0.1 mappings is masqueraded too.
+const LOOPBACK_MASQUERADE: (&str, &str) = (
+    "postrouting",
+    "ip saddr 127.0.0.0/8 ct status dnat masquerade",
+);
+
+/// One element of a set or map: the key identifies it, `rest` is its value and label.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Element {
+    table: &'static str,
+    set: &'static str,
+    key: String,
+    rest: String,
+}
 
 /// One transaction that makes pont's rules exactly `rules`.
 pub fn render(rules: &RuleSet) -> String {
     let mut b = String::new();
     declare(&mut b);
-    rules_inet(&mut b);
-    elements(&mut b, rules);
-    rules_bridge(&mut b, rules);
+    for (chain, rule) in STATIC_RULES.iter().chain([&LOOPBACK_MASQUERADE]) {
+        writeln!(b, "add rule {TABLE} {chain} {rule}").unwrap();
+    }
+    declare_bridge_table(&mut b);
+    for e in elements(rules) {
+        writeln!(
+            b,
+            "add element {} {} {{ {} {} }}",
+            e.table, e.set, e.key, e.rest
+        )
+        .unwrap();
+    }
+    b
+}
+
+/// One transaction that turns `before` into `after`, touching only the set
+/// elements that differ: the work is proportional to the change, not to the
+/// number of networks, containers and ports.
+pub fn render_change(before: &RuleSet, after: &RuleSet) -> String {
+    let old = elements(before);
+    let new = elements(after);
+    let mut b = String::new();
+    for e in old.iter().filter(|e| !new.contains(e)) {
+        writeln!(b, "delete element {} {} {{ {} }}", e.table, e.set, e.key).unwrap();
+    }
+    for e in new.iter().filter(|e| !old.contains(e)) {
+        writeln!(
+            b,
+            "add element {} {} {{ {} {} }}",
+            e.table, e.set, e.key, e.rest
+        )
+        .unwrap();
+    }
     b
 }
 
@@ -74,119 +173,117 @@ fn declare(b: &mut String) {
         writeln!(b, "flush chain {TABLE} {name}").unwrap();
     }
     for (name, decl) in SETS {
-        writeln!(b, "add set {TABLE} {name} {{ {decl} }}").unwrap();
-        writeln!(b, "flush set {TABLE} {name}").unwrap();
+        let kind = if decl.contains(" : ") { "map" } else { "set" };
+        writeln!(b, "add {kind} {TABLE} {name} {{ {decl} }}").unwrap();
+        writeln!(b, "flush {kind} {TABLE} {name}").unwrap();
     }
-}
-
-fn rules_inet(b: &mut String) {
-    let rule = |b: &mut String, chain: &str, text: &str| {
-        writeln!(b, "add rule {TABLE} {chain} {text}").unwrap();
-    };
-    // The admin decides first: accept there skips pont's drops, drop is final.
-    rule(b, "forward", &format!("jump {USER_CHAIN}"));
-    rule(b, "forward", "oifname @bridges jump to_bridge");
-    rule(b, "forward", "iifname @internal_bridges jump from_internal");
-    // Into a container: replies, its own network (if icc) and nothing else.
-    rule(b, "to_bridge", "ct state established,related accept");
-    rule(b, "to_bridge", "iifname . oifname @icc_pairs accept");
-    rule(b, "to_bridge", "counter drop");
-    // Out of an internal network: nowhere, not even by a route a container set itself.
-    rule(b, "from_internal", "counter drop");
-    // The host's own addresses are not reachable from internal networks.
-    rule(
-        b,
-        "input",
-        "iifname @internal_bridges ct state established,related accept",
-    );
-    rule(b, "input", "iifname @internal_bridges counter drop");
-    rule(
-        b,
-        "postrouting",
-        "ip saddr @nat_sources oifname != @bridges masquerade",
-    );
-}
-
-fn elements(b: &mut String, rules: &RuleSet) {
-    let mut add = |set: &str, items: Vec<String>| {
-        if !items.is_empty() {
-            writeln!(b, "add element {TABLE} {set} {{ {} }}", items.join(", ")).unwrap();
-        }
-    };
-    let label = |name: &str| format!("comment \"network {name}\"");
-    let nets = &rules.networks;
-    add(
-        "bridges",
-        nets.iter()
-            .map(|n| format!("\"{}\" {}", n.bridge, label(&n.name)))
-            .collect(),
-    );
-    add(
-        "internal_bridges",
-        nets.iter()
-            .filter(|n| n.internal)
-            .map(|n| format!("\"{}\" {}", n.bridge, label(&n.name)))
-            .collect(),
-    );
-    add(
-        "icc_pairs",
-        nets.iter()
-            .filter(|n| n.icc)
-            .map(|n| format!("\"{0}\" . \"{0}\" {1}", n.bridge, label(&n.name)))
-            .collect(),
-    );
-    add(
-        "nat_sources",
-        nets.iter()
-            .filter(|n| n.masquerade())
-            .map(|n| format!("{} {}", n.subnet, label(&n.name)))
-            .collect(),
-    );
 }
 
 /// Port-to-port traffic on a bridge with icc=false. Only IP is dropped: ARP
 /// still resolves the gateway, as on Docker's icc=false bridges.
-fn rules_bridge(b: &mut String, rules: &RuleSet) {
-    writeln!(b, "add table {BRIDGE_TABLE}").unwrap();
+fn declare_bridge_table(b: &mut String) {
+    let t = BRIDGE_TABLE;
+    writeln!(b, "add table {t}").unwrap();
     writeln!(
         b,
-        "add chain {BRIDGE_TABLE} forward {{ type filter hook forward priority filter; policy accept; }}"
+        "add chain {t} forward {{ type filter hook forward priority filter; policy accept; }}"
     )
     .unwrap();
-    writeln!(b, "flush chain {BRIDGE_TABLE} forward").unwrap();
+    writeln!(b, "flush chain {t} forward").unwrap();
+    writeln!(b, "add set {t} isolated_ports {{ type ifname; }}").unwrap();
+    writeln!(b, "flush set {t} isolated_ports").unwrap();
     writeln!(
         b,
-        "add set {BRIDGE_TABLE} isolated_ports {{ type ifname; }}"
+        "add rule {t} forward iifname @isolated_ports ether type {{ ip, ip6 }} counter drop"
     )
     .unwrap();
-    writeln!(b, "flush set {BRIDGE_TABLE} isolated_ports").unwrap();
-    writeln!(
-        b,
-        "add rule {BRIDGE_TABLE} forward iifname @isolated_ports ether type {{ ip, ip6 }} counter drop"
-    )
-    .unwrap();
-    let ports: Vec<String> = rules
-        .networks
-        .iter()
-        .filter(|n| !n.icc)
-        .flat_map(|n| {
-            n.ports
-                .iter()
-                .map(move |p| format!("\"{p}\" comment \"network {}\"", n.name))
+}
+
+fn elements(rules: &RuleSet) -> Vec<Element> {
+    let mut out = Vec::new();
+    let mut add = |table, set, key: String, rest: String| {
+        out.push(Element {
+            table,
+            set,
+            key,
+            rest,
         })
-        .collect();
-    if !ports.is_empty() {
-        writeln!(
-            b,
-            "add element {BRIDGE_TABLE} isolated_ports {{ {} }}",
-            ports.join(", ")
-        )
-        .unwrap();
+    };
+    for n in &rules.networks {
+        let label = format!("comment \"network {}\"", n.name);
+        let br = format!("\"{}\"", n.bridge);
+        add(TABLE, "bridges", br.clone(), label.clone());
+        add(TABLE, "bridge_pairs", format!("{br} . {br}"), label.clone());
+        if n.internal {
+            add(TABLE, "internal_bridges", br.clone(), label.clone());
+        }
+        if n.icc {
+            add(TABLE, "icc_pairs", format!("{br} . {br}"), label.clone());
+        }
+        if n.masquerade() {
+            add(TABLE, "nat_sources", n.subnet.to_string(), label.clone());
+        }
+        if !n.icc {
+            for port in &n.ports {
+                add(
+                    BRIDGE_TABLE,
+                    "isolated_ports",
+                    format!("\"{port}\""),
+                    label.clone(),
+                );
+            }
+        }
     }
+    for m in &rules.mappings {
+        let Some(host) = m.host_v4() else { continue };
+        let label = format!("comment \"container {}\"", m.container);
+        let (hp, cp, proto) = (
+            m.mapping.host_ports,
+            m.mapping.container_ports,
+            m.mapping.protocol,
+        );
+        if hp == cp && !hp.is_single() {
+            // Same ports on both sides: one interval element, whatever the length.
+            add(
+                TABLE,
+                "dnat_ranges",
+                format!("{host} . {proto} . {hp}"),
+                format!("{label} : {}", m.container_ip),
+            );
+        } else {
+            for offset in 0..hp.len() {
+                let (h, c) = (u32::from(hp.start) + offset, u32::from(cp.start) + offset);
+                add(
+                    TABLE,
+                    "dnat_ports",
+                    format!("{host} . {proto} . {h}"),
+                    format!("{label} : {} . {c}", m.container_ip),
+                );
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 pub fn usable() -> bool {
     tool::succeeds("nft", &["list", "tables"])
+}
+
+/// Apply only what changed from `before` to `after`; callers fall back to
+/// [`apply`] if this fails (for example because the table was flushed).
+pub fn apply_change(before: &RuleSet, after: &RuleSet) -> Result<(), FirewallError> {
+    if before.is_empty() || after.is_empty() {
+        return apply(after);
+    }
+    let batch = render_change(before, after);
+    if !batch.is_empty() {
+        tool::run("nft", &["-f", "-"], &batch)?;
+    }
+    if before.networks != after.networks {
+        iptables::sync_forward_shim(after)?;
+    }
+    Ok(())
 }
 
 pub fn apply(rules: &RuleSet) -> Result<(), FirewallError> {

@@ -1,11 +1,36 @@
 //! From records to the rules that should exist. Pure, so tests compare exact output.
 
-use crate::model::{ContainerRecord, ContainerState, Ipv4Net, NetworkRecord};
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::model::{ContainerRecord, ContainerState, Ipv4Net, NetworkRecord, PortMapping};
 
 /// Everything pont's firewall must enforce, in backend-neutral terms.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct RuleSet {
     pub networks: Vec<NetworkRules>,
+    pub mappings: Vec<MappingRules>,
+}
+
+/// One published port (or range) of a running container: DNAT from the host
+/// address and port(s) to the container's address and port(s).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MappingRules {
+    pub container: String,
+    pub network: String,
+    pub container_ip: Ipv4Addr,
+    pub mapping: PortMapping,
+}
+
+impl MappingRules {
+    /// The host address as an IPv4 prefix: one address, or all of them.
+    pub fn host_v4(&self) -> Option<Ipv4Net> {
+        match self.mapping.host_ip {
+            None => Some("0.0.0.0/0".parse().expect("valid")),
+            Some(IpAddr::V4(ip)) => Some(Ipv4Net::containing(ip, 32)),
+            // Served by the IPv6 issue; refused at validation until then.
+            Some(IpAddr::V6(_)) => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,7 +71,24 @@ pub fn plan(networks: &[NetworkRecord], containers: &[ContainerRecord]) -> RuleS
             .map(|e| e.host_interface.clone())
             .collect()
     };
+    let mappings = containers
+        .iter()
+        .filter(|c| c.state != ContainerState::Exited)
+        .flat_map(|c| {
+            let ep = c.endpoints.first();
+            c.ports.iter().filter_map(move |m| {
+                let ep = ep?;
+                Some(MappingRules {
+                    container: c.name.clone(),
+                    network: ep.network.clone(),
+                    container_ip: ep.ipv4,
+                    mapping: m.clone(),
+                })
+            })
+        })
+        .collect();
     RuleSet {
+        mappings,
         networks: networks
             .iter()
             .map(|n| NetworkRules {
