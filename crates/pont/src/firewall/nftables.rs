@@ -251,7 +251,7 @@ fn elements(rules: &RuleSet) -> Vec<Element> {
                 format!("{label} : {}", m.container_ip),
             );
         } else {
-            for offset in 0..hp.len() {
+            for offset in 0..hp.count() {
                 let (h, c) = (u32::from(hp.start) + offset, u32::from(cp.start) + offset);
                 add(
                     TABLE,

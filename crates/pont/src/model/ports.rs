@@ -48,7 +48,7 @@ impl PortRange {
         }
     }
 
-    pub fn len(&self) -> u32 {
+    pub fn count(&self) -> u32 {
         u32::from(self.end) - u32::from(self.start) + 1
     }
 
@@ -150,7 +150,7 @@ impl FromStr for PortSpec {
         let parts: Vec<&str> = ports.split(':').collect();
         let (host, container) = match parts.as_slice() {
             [container] => (None, *container),
-            [host, container] if host.is_empty() => (None, *container),
+            ["", container] => (None, *container),
             [host, container] => (Some(*host), *container),
             _ => {
                 return Err(fail(
@@ -169,7 +169,7 @@ impl FromStr for PortSpec {
             .transpose()
             .map_err(fail)?;
         if let Some(h) = host_ports {
-            if h.len() != container_ports.len() {
+            if h.count() != container_ports.count() {
                 return Err(fail(format!(
                     "host range {h} and container range {container_ports} differ in length"
                 )));
@@ -277,7 +277,7 @@ mod tests {
         assert_eq!(s.host_ip, Some("::1".parse().unwrap()));
         assert_eq!(s.protocol, Protocol::Sctp);
         let s = spec("9000-9999:19000-19999");
-        assert_eq!(s.host_ports.unwrap().len(), 1000);
+        assert_eq!(s.host_ports.unwrap().count(), 1000);
         assert_eq!(spec(":80").host_ports, None);
     }
 
