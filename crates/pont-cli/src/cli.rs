@@ -32,6 +32,8 @@ pub enum Command {
     /// Manage networks.
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// List, add or remove a container's published ports (also while it runs).
+    Port(PortArgs),
     /// Show or rebuild pont's firewall rules.
     #[command(subcommand)]
     Firewall(FirewallCommand),
@@ -97,6 +99,31 @@ pub enum NetworkCommand {
     },
 }
 
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct PortArgs {
+    #[command(subcommand)]
+    pub action: Option<PortAction>,
+    /// List this container's published ports.
+    pub name: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PortAction {
+    /// Publish ports of a running container, at once.
+    Add {
+        name: String,
+        #[arg(required = true, value_name = "SPEC")]
+        specs: Vec<String>,
+    },
+    /// Unpublish ports of a running container, at once.
+    Rm {
+        name: String,
+        #[arg(required = true, value_name = "SPEC")]
+        specs: Vec<String>,
+    },
+}
+
 #[derive(Subcommand, Debug)]
 pub enum FirewallCommand {
     /// Print pont's rules in the backend's own syntax, labelled by network.
@@ -150,6 +177,9 @@ pub struct RunArgs {
     /// Working directory inside the container.
     #[arg(short = 'w', long = "workdir")]
     pub workdir: Option<PathBuf>,
+    /// Publish a port: [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp|sctp] (repeatable).
+    #[arg(short = 'p', long = "publish", value_name = "SPEC")]
+    pub publish: Vec<String>,
     /// Run in the background and print the container id.
     #[arg(short = 'd', long)]
     pub detach: bool,

@@ -4,10 +4,10 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
-use pont::model::{validate_mac, ContainerState};
+use pont::model::{validate_mac, ContainerState, PortSpec};
 use pont::runtime::{NetworkChoice, RunRequest, Runtime};
 
-use crate::cli::{ExecArgs, PsArgs, RunArgs};
+use crate::cli::{ExecArgs, PortAction, PortArgs, PsArgs, RunArgs};
 use crate::output;
 
 pub fn run(rt: &Runtime, args: RunArgs) -> anyhow::Result<u8> {
@@ -34,6 +34,7 @@ pub fn run(rt: &Runtime, args: RunArgs) -> anyhow::Result<u8> {
         workdir: args.workdir,
         rootfs: args.rootfs,
         argv: args.command,
+        ports: parse_specs(&args.publish)?,
         auto_remove: args.rm,
         detach: args.detach,
     };
@@ -44,6 +45,34 @@ pub fn run(rt: &Runtime, args: RunArgs) -> anyhow::Result<u8> {
     } else {
         Ok(exit_byte(rt.run_foreground(&req)?))
     }
+}
+
+pub fn parse_specs(items: &[String]) -> anyhow::Result<Vec<PortSpec>> {
+    Ok(items.iter().map(|s| s.parse()).collect::<Result<_, _>>()?)
+}
+
+pub fn port(rt: &Runtime, args: PortArgs) -> anyhow::Result<()> {
+    match args.action {
+        Some(PortAction::Add { name, specs }) => {
+            for m in rt.port_add(&name, &parse_specs(&specs)?)? {
+                println!("{}", output::port_line(&m));
+            }
+        }
+        Some(PortAction::Rm { name, specs }) => {
+            for m in rt.port_rm(&name, &parse_specs(&specs)?)? {
+                println!("{}", output::port_line(&m));
+            }
+        }
+        None => {
+            let name = args
+                .name
+                .ok_or_else(|| anyhow!("usage: pont port NAME | pont port add|rm NAME SPEC..."))?;
+            for m in rt.container(&name)?.ports {
+                println!("{}", output::port_line(&m));
+            }
+        }
+    }
+    Ok(())
 }
 
 pub fn exec(rt: &Runtime, args: ExecArgs) -> anyhow::Result<u8> {
@@ -114,7 +143,11 @@ pub fn ps(rt: &Runtime, args: &PsArgs) -> anyhow::Result<()> {
                 c.name.clone(),
                 state,
                 nets.join(","),
-                String::new(),
+                c.ports
+                    .iter()
+                    .map(|m| m.display())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 c.argv.join(" "),
             ]);
         }

@@ -55,6 +55,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Firewall(cmd) => firewall_cmd::dispatch(&runtime, cmd).map(|()| 0),
         Command::Run(args) => containers::run(&runtime, args),
         Command::Exec(args) => containers::exec(&runtime, args),
+        Command::Port(args) => containers::port(&runtime, args).map(|()| 0),
         Command::Ps(args) => containers::ps(&runtime, &args).map(|()| 0),
         Command::Inspect { names } => containers::inspect(&runtime, &names).map(|()| 0),
         Command::Logs { follow, name } => containers::logs(&runtime, &name, follow).map(|()| 0),

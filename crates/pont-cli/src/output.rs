@@ -1,6 +1,6 @@
 //! How records look to users: aligned tables and JSON documents.
 
-use pont::model::{ContainerRecord, ContainerState, NetMode, NetworkRecord};
+use pont::model::{ContainerRecord, ContainerState, NetMode, NetworkRecord, PortMapping};
 use serde_json::{json, Map, Value};
 
 pub fn print_table(rows: &[Vec<String>]) {
@@ -101,6 +101,28 @@ pub fn container_json(c: &ContainerRecord) -> Value {
         "hostname": c.hostname,
         "network_mode": network_mode,
         "networks": networks,
-        "ports": [],
+        "ports": c.ports.iter().map(port_json).collect::<Vec<_>>(),
     })
+}
+
+fn port_json(m: &PortMapping) -> Value {
+    json!({
+        "host_ip": m.host_ip.map_or("0.0.0.0".to_string(), |ip| ip.to_string()),
+        "host_port": m.host_ports.to_string(),
+        "container_port": m.container_ports.to_string(),
+        "protocol": m.protocol.as_str(),
+    })
+}
+
+/// `80/tcp -> 0.0.0.0:8080`, as `docker port` prints it.
+pub fn port_line(m: &PortMapping) -> String {
+    let ip = match m.host_ip {
+        None => "0.0.0.0".to_string(),
+        Some(std::net::IpAddr::V6(v6)) => format!("[{v6}]"),
+        Some(ip) => ip.to_string(),
+    };
+    format!(
+        "{}/{} -> {ip}:{}",
+        m.container_ports, m.protocol, m.host_ports
+    )
 }

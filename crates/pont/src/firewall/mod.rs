@@ -8,6 +8,7 @@
 //! command. pont touches no table, chain or rule it does not own, except one
 //! jump per built-in chain it hooks into (iptables) and never a policy.
 
+pub mod conntrack;
 mod iptables;
 mod nftables;
 mod plan;

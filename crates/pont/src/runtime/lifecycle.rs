@@ -132,6 +132,15 @@ impl Runtime {
         rec.start_time = None;
         rec.monitor_pid = None;
         rec.monitor_start_time = None;
+        let udp_target = rec
+            .endpoints
+            .first()
+            .filter(|_| {
+                rec.ports
+                    .iter()
+                    .any(|m| m.protocol == crate::model::Protocol::Udp)
+            })
+            .map(|ep| ep.ipv4);
         if let Some(ep) = rec.endpoints.first() {
             rec.last_ipv4 = Some(ep.ipv4);
         }
@@ -142,7 +151,12 @@ impl Runtime {
         } else {
             store.save_container(lock, rec)?;
         }
-        Ok(self.engine.sync_firewall_if_changed(lock, &rules_before)?)
+        self.engine.sync_firewall_if_changed(lock, &rules_before)?;
+        // Only now that the mappings are gone, so no packet re-creates a flow.
+        if let Some(ip) = udp_target {
+            crate::firewall::conntrack::forget_udp_to(ip, None);
+        }
+        Ok(())
     }
 }
 

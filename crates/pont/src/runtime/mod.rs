@@ -5,8 +5,10 @@
 
 mod error;
 mod etc_files;
+mod host_sockets;
 mod lifecycle;
 mod names;
+mod ports;
 mod reconcile;
 mod run;
 

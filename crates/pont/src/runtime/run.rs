@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use super::{etc_files, names, Runtime, RuntimeError};
 use crate::container::{self, Running, Spec, Stdio};
 use crate::engine::AttachOptions;
-use crate::model::{validate_name, ContainerRecord, ContainerState, MacAddr, NetMode};
+use crate::model::{validate_name, ContainerRecord, ContainerState, MacAddr, NetMode, PortSpec};
 use crate::netlink::Netlink;
 use crate::state::Lock;
 
@@ -33,6 +33,7 @@ pub struct RunRequest {
     pub workdir: Option<PathBuf>,
     pub rootfs: Option<PathBuf>,
     pub argv: Vec<String>,
+    pub ports: Vec<PortSpec>,
     pub auto_remove: bool,
     pub detach: bool,
 }
@@ -120,13 +121,17 @@ impl Runtime {
         let lock = self.engine.store().lock()?;
         self.reconcile(&lock)?;
         let rules_before = self.engine.planned_rules()?;
-        let mut rec = match what {
-            Launch::New(req) => self.new_record(&lock, req, detached)?,
-            Launch::Restart(id) => self.restart_record(id)?,
+        let (mut rec, port_specs) = match what {
+            Launch::New(req) => (self.new_record(&lock, req, detached)?, req.ports.clone()),
+            Launch::Restart(id) => {
+                let rec = self.restart_record(id)?;
+                let specs = rec.ports.iter().map(super::ports::spec_of).collect();
+                (rec, specs)
+            }
         };
         rec.monitor_pid = Some(std::process::id() as i32);
         rec.monitor_start_time = container::start_time(std::process::id() as i32);
-        self.reserve(&lock, &mut rec)?;
+        self.reserve(&lock, &mut rec, &port_specs)?;
         let made = self.make_container(&lock, &mut rec).and_then(|c| {
             Ok(self
                 .engine
@@ -236,7 +241,12 @@ impl Runtime {
 
     /// Choose the endpoint and save the record in state `creating`: from here on
     /// the address is taken, and a crash is rolled back by the next command.
-    fn reserve(&self, lock: &Lock, rec: &mut ContainerRecord) -> Result<(), RuntimeError> {
+    fn reserve(
+        &self,
+        lock: &Lock,
+        rec: &mut ContainerRecord,
+        ports: &[PortSpec],
+    ) -> Result<(), RuntimeError> {
         if let NetMode::Bridge(network) = &rec.net_mode {
             let net = self.engine.network(network)?;
             let opts = AttachOptions {
@@ -246,6 +256,7 @@ impl Runtime {
             };
             rec.endpoints = vec![self.engine.reserve_endpoint(&rec.id, &net, &opts)?];
         }
+        rec.ports = self.resolve_ports(rec, ports, false)?;
         self.engine.store().save_container(lock, rec)?;
         Ok(())
     }

@@ -1,0 +1,264 @@
+//! Published ports: turning `-p` specs into mappings (picking host ports,
+//! refusing conflicts) and changing them on running containers.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use super::{host_sockets, Runtime, RuntimeError};
+use crate::firewall::conntrack;
+use crate::model::{ContainerRecord, ContainerState, NetMode, PortMapping, PortRange, PortSpec};
+use crate::netlink::Netlink;
+
+impl Runtime {
+    /// `pont port add`: publish more ports of a running container, at once.
+    pub fn port_add(
+        &self,
+        key: &str,
+        specs: &[PortSpec],
+    ) -> Result<Vec<PortMapping>, RuntimeError> {
+        let lock = self.engine.store().lock()?;
+        self.reconcile(&lock)?;
+        let mut rec = self.running(key)?;
+        let before = self.engine.planned_rules()?;
+        let added = self.resolve_ports(&rec, specs, true)?;
+        rec.ports.extend(added.iter().cloned());
+        self.engine.store().save_container(&lock, &rec)?;
+        if let Err(err) = self.engine.sync_firewall_if_changed(&lock, &before) {
+            rec.ports.retain(|m| !added.contains(m));
+            self.engine.store().save_container(&lock, &rec)?;
+            return Err(err.into());
+        }
+        Ok(added)
+    }
+
+    /// `pont port rm`: unpublish ports of a running container, at once; UDP
+    /// flows to the old target are forgotten so clients reach a new one.
+    pub fn port_rm(&self, key: &str, specs: &[PortSpec]) -> Result<Vec<PortMapping>, RuntimeError> {
+        let lock = self.engine.store().lock()?;
+        self.reconcile(&lock)?;
+        let mut rec = self.running(key)?;
+        let mut removed = Vec::new();
+        for spec in specs {
+            let Some(pos) = rec.ports.iter().position(|m| m.matches(spec)) else {
+                return Err(RuntimeError::Invalid(format!(
+                    "container {} has no published port matching '{}'",
+                    rec.name,
+                    describe(spec)
+                )));
+            };
+            removed.push(rec.ports.remove(pos));
+        }
+        let before = self.engine.planned_rules()?;
+        let saved = self
+            .engine
+            .store()
+            .find_container(&rec.id)?
+            .expect("locked");
+        self.engine.store().save_container(&lock, &rec)?;
+        if let Err(err) = self.engine.sync_firewall_if_changed(&lock, &before) {
+            self.engine.store().save_container(&lock, &saved)?;
+            return Err(err.into());
+        }
+        forget_udp_flows(&rec, &removed);
+        Ok(removed)
+    }
+
+    fn running(&self, key: &str) -> Result<ContainerRecord, RuntimeError> {
+        let rec = self.container(key)?;
+        if rec.state != ContainerState::Running {
+            return Err(RuntimeError::NotRunning(rec.name));
+        }
+        Ok(rec)
+    }
+
+    /// Mappings for `specs` on container `rec`, checked against every other
+    /// published port (and the container's own ones if `own_taken`) and every
+    /// socket listening on the host. Called under the lock.
+    pub(super) fn resolve_ports(
+        &self,
+        rec: &ContainerRecord,
+        specs: &[PortSpec],
+        own_taken: bool,
+    ) -> Result<Vec<PortMapping>, RuntimeError> {
+        if specs.is_empty() {
+            return Ok(vec![]);
+        }
+        if !matches!(rec.net_mode, NetMode::Bridge(_)) {
+            return Err(RuntimeError::Invalid(
+                "published ports need a bridge network, not --network none or host".into(),
+            ));
+        }
+        let mut taken: Vec<(String, PortMapping)> = self
+            .engine
+            .store()
+            .containers()?
+            .into_iter()
+            .filter(|c| {
+                if c.id == rec.id {
+                    own_taken
+                } else {
+                    c.state != ContainerState::Exited
+                }
+            })
+            .flat_map(|c| c.ports.into_iter().map(move |m| (c.name.clone(), m)))
+            .collect();
+        let host_addrs = host_addresses()?;
+        let sockets = host_sockets::listening()?;
+        let mut out = Vec::new();
+        for spec in specs {
+            let host_ip = check_host_ip(spec.host_ip, &host_addrs, spec)?;
+            let mapping = match spec.host_ports {
+                Some(host_ports) => PortMapping {
+                    host_ip,
+                    host_ports,
+                    container_ports: spec.container_ports,
+                    protocol: spec.protocol,
+                },
+                None => pick_free(host_ip, spec, &taken, &sockets)?,
+            };
+            if let Some((owner, other)) = taken.iter().find(|(_, m)| m.conflicts_with(&mapping)) {
+                return Err(RuntimeError::Invalid(format!(
+                    "host port {} is already published by container {owner} ({})",
+                    describe_host(&mapping),
+                    other.display()
+                )));
+            }
+            if let Some(sock) = sockets.iter().find(|s| s.blocks(&mapping)) {
+                return Err(RuntimeError::Invalid(format!(
+                    "host port {} is in use by a process listening on {}",
+                    describe_host(&mapping),
+                    sock
+                )));
+            }
+            taken.push((rec.name.clone(), mapping.clone()));
+            out.push(mapping);
+        }
+        Ok(out)
+    }
+}
+
+/// The spec that asks for exactly `m` again (a restart re-checks its ports).
+pub(super) fn spec_of(m: &PortMapping) -> PortSpec {
+    PortSpec {
+        host_ip: m.host_ip,
+        host_ports: Some(m.host_ports),
+        container_ports: m.container_ports,
+        protocol: m.protocol,
+    }
+}
+
+fn describe(spec: &PortSpec) -> String {
+    let host = match (spec.host_ip, spec.host_ports) {
+        (Some(ip), Some(p)) => format!("{ip}:{p}:"),
+        (None, Some(p)) => format!("{p}:"),
+        (Some(ip), None) => format!("{ip}::"),
+        (None, None) => String::new(),
+    };
+    format!("{host}{}/{}", spec.container_ports, spec.protocol)
+}
+
+fn describe_host(m: &PortMapping) -> String {
+    let ip = m.host_ip.map_or("0.0.0.0".to_string(), |ip| ip.to_string());
+    format!("{ip}:{}/{}", m.host_ports, m.protocol)
+}
+
+fn host_addresses() -> Result<BTreeSet<IpAddr>, RuntimeError> {
+    Ok(Netlink::open()?
+        .addresses()?
+        .into_iter()
+        .map(|a| a.addr)
+        .collect())
+}
+
+/// `0.0.0.0` means every address; anything else must be an address of the host.
+fn check_host_ip(
+    ip: Option<IpAddr>,
+    host_addrs: &BTreeSet<IpAddr>,
+    spec: &PortSpec,
+) -> Result<Option<IpAddr>, RuntimeError> {
+    match ip {
+        None => Ok(None),
+        Some(ip) if ip.is_unspecified() && ip.is_ipv4() => Ok(None),
+        Some(IpAddr::V6(v6)) => Err(RuntimeError::Invalid(format!(
+            "host address {v6} in '{}': IPv6 port publishing is not supported yet",
+            describe(spec)
+        ))),
+        Some(ip) if host_addrs.contains(&ip) => Ok(Some(ip)),
+        Some(ip) => Err(RuntimeError::Invalid(format!(
+            "host address {ip} in '{}' is not an address of this host",
+            describe(spec)
+        ))),
+    }
+}
+
+/// The lowest run of free ports, as long as the container range, in the
+/// host's ephemeral range (where Docker picks too).
+fn pick_free(
+    host_ip: Option<IpAddr>,
+    spec: &PortSpec,
+    taken: &[(String, PortMapping)],
+    sockets: &[host_sockets::Socket],
+) -> Result<PortMapping, RuntimeError> {
+    let (low, high) = ephemeral_range();
+    let len = spec.container_ports.count();
+    let mut start = u32::from(low);
+    while start + len - 1 <= u32::from(high) {
+        let candidate = PortMapping {
+            host_ip,
+            host_ports: PortRange {
+                start: start as u16,
+                end: (start + len - 1) as u16,
+            },
+            container_ports: spec.container_ports,
+            protocol: spec.protocol,
+        };
+        let blocker = taken
+            .iter()
+            .map(|(_, m)| m)
+            .filter(|m| m.conflicts_with(&candidate))
+            .map(|m| u32::from(m.host_ports.end))
+            .chain(
+                sockets
+                    .iter()
+                    .filter(|s| s.blocks(&candidate))
+                    .map(|s| u32::from(s.port)),
+            )
+            .max();
+        match blocker {
+            None => return Ok(candidate),
+            Some(end) => start = end + 1,
+        }
+    }
+    Err(RuntimeError::Invalid(format!(
+        "no free host port range of {len} port(s) left in {low}-{high} for '{}'",
+        describe(spec)
+    )))
+}
+
+fn ephemeral_range() -> (u16, u16) {
+    let text =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let mut nums = text
+        .split_whitespace()
+        .filter_map(|n| n.parse::<u16>().ok());
+    match (nums.next(), nums.next()) {
+        (Some(a), Some(b)) if a <= b => (a, b),
+        _ => (32768, 60999),
+    }
+}
+
+/// After UDP mappings went away, delete the conntrack entries that still
+/// point at their old target, so a client that keeps sending is translated
+/// afresh (to a new mapping, or not at all). Best effort: a leftover entry
+/// only delays that until it times out.
+pub(super) fn forget_udp_flows(rec: &ContainerRecord, removed: &[PortMapping]) {
+    let Some(ep) = rec.endpoints.first() else {
+        return;
+    };
+    for m in removed
+        .iter()
+        .filter(|m| m.protocol == crate::model::Protocol::Udp)
+    {
+        conntrack::forget_udp_to(ep.ipv4, Some(m.container_ports));
+    }
+}
