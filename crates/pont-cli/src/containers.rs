@@ -224,6 +224,11 @@ fn for_each<E: std::fmt::Display>(
     names: &[String],
     mut act: impl FnMut(&str) -> Result<(), E>,
 ) -> anyhow::Result<()> {
+    if let [name] = names {
+        act(name).map_err(|e| anyhow!("{e}"))?;
+        println!("{name}");
+        return Ok(());
+    }
     let mut failed = 0;
     for name in names {
         match act(name) {

@@ -263,7 +263,7 @@ fn container_sees_its_own_namespaces_and_files() {
     sb.pont_ok(&["network", "create", "web", "--subnet", "10.77.6.0/24"]);
     let out = sb.pont_ok(&[
         "run", "--rm", "--name", "box", "--network", "web", "-e", "GREETING=hello", "--",
-        "sh", "-c", "hostname; echo $GREETING; echo $$; cat /etc/hosts | tail -1; ls /sys/class/net | sort | tr '\\n' ' '; ip -4 route show default",
+        "sh", "-c", "hostname; echo $GREETING; echo $$; cat /etc/hosts | tail -1; ls /sys/class/net | sort | tr '\\n' ' '; echo; ip -4 route show default",
     ]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "box");

@@ -214,7 +214,9 @@ fn host_snapshot_is_stable_and_sees_changes() {
     let sb = Sandbox::new(NO_PONT);
     let before = sb.host_snapshot();
     assert!(
-        before.contains("uplink0 kind=veth master=- mtu=1500 state=UP"),
+        before.contains(
+            "uplink0 kind=veth master=- mtu=1500 flags=<BROADCAST,MULTICAST,UP,LOWER_UP>"
+        ),
         "{before}"
     );
     assert!(before.contains("uplink0 inet 192.0.2.2/24"), "{before}");
