@@ -335,14 +335,42 @@ grep 'GET / ' "$WORK/wan-http.log" | tail -n 1 | grep -q '^192\.0\.2\.2 ' ||
     die "the WAN host did not see 192.0.2.2 as the source"
 echo "    ok: source address 192.0.2.2"
 
-# ---------------------------------------------------------------------------
-# PUBLISHED PORT: to be added by the lead once `pont run -p` exists, e.g.
-#   pont run -d --name pub --network frontend -p 8080:80 -- python3 -m http.server 80
-#   then from the LAN neighbour ($NS_NEIGH): curl http://192.0.2.2:8080/
-#   and check that the container logged the neighbour's address 192.0.2.3.
-# ---------------------------------------------------------------------------
+# 5. a published port, added to a running container ---------------------------
+say "publishing web's port 80 on the host's port 8080 (while web runs)"
+pont port add web 8080:80
+pont port web
+pont ps
 
-# 5. inspect, logs, teardown --------------------------------------------------
+say "the LAN neighbour (192.0.2.3) fetches http://192.0.2.2:8080/"
+wait_for 10 ip netns exec "$NS_NEIGH" "${HTTP_GET[@]}" "http://192.0.2.2:8080/" ||
+    die "the published port did not answer the LAN neighbour"
+run ip netns exec "$NS_NEIGH" "${HTTP_GET[@]}" "http://192.0.2.2:8080/" | head -n 3
+echo "    ..."
+
+say "web saw the neighbour's real address (no masquerade on the way in)"
+pont_raw logs web | grep 'GET / ' | tail -n 1 | sed 's/^/    /'
+pont_raw logs web | grep 'GET / ' | tail -n 1 | grep -q '^192\.0\.2\.3 ' ||
+    die "web did not see 192.0.2.3 as the client"
+echo "    ok: client address 192.0.2.3"
+
+say "db, on the other network, cannot reach web's address directly (isolation)"
+if pont_raw exec db -- timeout 3 bash -c "exec 3<>/dev/tcp/$WEB_IP/80" 2>/dev/null; then
+    die "db reached web across networks"
+fi
+echo "    ok: refused"
+
+say "unpublishing the port: the neighbour is refused at once"
+pont port rm web 8080:80
+if ip netns exec "$NS_NEIGH" timeout 3 bash -c 'exec 3<>/dev/tcp/192.0.2.2/8080' 2>/dev/null; then
+    die "port 8080 still answers after port rm"
+fi
+echo "    ok: nothing listens on 192.0.2.2:8080 any more"
+
+say "pont's firewall rules, as nft lists them"
+pont firewall show | head -n 40
+echo "    ..."
+
+# 6. inspect, logs, teardown --------------------------------------------------
 say "inspecting web"
 pont inspect web
 say "web's logs"

@@ -93,6 +93,7 @@ impl Engine {
         )?;
         let configure = |host: &mut Netlink| -> Result<(), EngineError> {
             host.set_master(veth, bridge)?;
+            host.set_hairpin(veth, true)?;
             host.set_up(veth)?;
             configure_container_side(container_netns, ep)
         };

@@ -72,3 +72,13 @@ pub fn enable_ipv4_forwarding() -> Result<(), EngineError> {
         }),
     }
 }
+
+/// Let the bridge carry packets with loopback addresses, which host clients of
+/// 127.0.0.1-bound port mappings send once DNAT has pointed them at a
+/// container (the source is masqueraded on the way out). Only pont's own
+/// bridges get it, never `all` or `default`, and pont's firewall drops
+/// loopback-destined packets that arrive from a bridge.
+pub fn enable_route_localnet(bridge: &str) -> Result<(), EngineError> {
+    let path = format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet");
+    std::fs::write(&path, b"1").map_err(|source| EngineError::Sysctl { path, source })
+}

@@ -183,7 +183,7 @@ fn make_bridge(nl: &mut Netlink, net: &NetworkRecord) -> Result<u32, EngineError
     let configure = |nl: &mut Netlink| -> Result<(), EngineError> {
         nl.add_address(index, IpAddr::V4(net.gateway), net.subnet.prefix_len())?;
         nl.set_up(index)?;
-        Ok(())
+        host::enable_route_localnet(&net.bridge)
     };
     if let Err(err) = configure(nl) {
         let _ = nl.delete_link(index);

@@ -53,7 +53,8 @@ const CHAINS: [(&str, Option<&str>); 8] = [
 /// Sets and maps pont owns: name and declaration.
 const SETS: [(&str, &str); 7] = [
     ("bridges", "type ifname;"),
-    ("bridge_pairs", "type ifname . ifname;"),
+    // subnet . its bridge: "the source lives on the bridge it goes out of"
+    ("subnet_bridges", "type ipv4_addr . ifname; flags interval;"),
     ("internal_bridges", "type ifname;"),
     ("icc_pairs", "type ifname . ifname;"),
     ("nat_sources", "type ipv4_addr; flags interval;"),
@@ -97,7 +98,7 @@ const STATIC_RULES: [(&str, &str); 18] = [
     ("postrouting", "ip saddr @nat_sources oifname != @bridges masquerade"),
     // Hairpin (a container reaching a published port of its own network) and
     // host loopback clients: the server must answer through the host.
-    ("postrouting", "ct status dnat iifname . oifname @bridge_pairs masquerade"),
+    ("postrouting", "ct status dnat ip saddr . oifname @subnet_bridges masquerade"),
 ];
 
 /// The loopback source of host clients of 127.0.0.1 mappings is masqueraded too.
@@ -213,7 +214,12 @@ fn elements(rules: &RuleSet) -> Vec<Element> {
         let label = format!("comment \"network {}\"", n.name);
         let br = format!("\"{}\"", n.bridge);
         add(TABLE, "bridges", br.clone(), label.clone());
-        add(TABLE, "bridge_pairs", format!("{br} . {br}"), label.clone());
+        add(
+            TABLE,
+            "subnet_bridges",
+            format!("{} . {br}", n.subnet),
+            label.clone(),
+        );
         if n.internal {
             add(TABLE, "internal_bridges", br.clone(), label.clone());
         }

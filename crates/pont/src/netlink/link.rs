@@ -4,7 +4,10 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL};
 use netlink_packet_route::{
-    link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage},
+    link::{
+        InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute,
+        LinkFlags, LinkInfo, LinkMessage,
+    },
     RouteNetlinkMessage,
 };
 
@@ -119,6 +122,26 @@ impl Netlink {
         let mut message = link_message(index);
         message.attributes.push(LinkAttribute::Controller(master));
         self.set_link(ctx, message)
+    }
+
+    /// Let the bridge send frames back out of the port they came in on, like
+    /// `ip link set ... type bridge_slave hairpin on`. A container that reaches
+    /// its own published port needs it where br_netfilter bridges the
+    /// translated packet back to the port it came from.
+    pub fn set_hairpin(&mut self, index: u32, on: bool) -> Result<(), NetlinkError> {
+        let ctx = Ctx::new(Op::SetHairpin, format!("ifindex {index}"));
+        let mut message = link_message(index);
+        message.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::PortKind(InfoPortKind::Bridge),
+            LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(
+                on,
+            )])),
+        ]));
+        // Port options are applied only by RTM_NEWLINK (the kernel's
+        // rtnl_newlink calls the bridge's slave_changelink); RTM_SETLINK
+        // ignores IFLA_LINKINFO without an error.
+        self.request(ctx, RouteNetlinkMessage::NewLink(message), 0)
+            .map(drop)
     }
 
     /// Set link `index` administratively up, like `ip link set ... up`.

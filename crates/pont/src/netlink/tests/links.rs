@@ -86,6 +86,29 @@ fn veth_peer_created_in_other_namespace() {
 }
 
 #[test]
+fn hairpin_mode_is_set_on_a_bridge_port() {
+    in_fresh_netns(|| {
+        let container = fresh_netns();
+        let mut host = Netlink::open().unwrap();
+        let bridge = host.create_bridge("pont-t0", 1500).unwrap();
+        let veth = host
+            .create_veth("veth-t0", "eth0", container.as_fd(), 1500, None)
+            .unwrap();
+        host.set_master(veth, bridge).unwrap();
+        let hairpin = || {
+            let out = std::process::Command::new("ip")
+                .args(["-d", "link", "show", "veth-t0"])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).contains("hairpin on")
+        };
+        assert!(!hairpin());
+        host.set_hairpin(veth, true).unwrap();
+        assert!(hairpin(), "hairpin mode did not take effect");
+    });
+}
+
+#[test]
 fn delete_link_is_repeatable() {
     in_fresh_netns(|| {
         let mut nl = Netlink::open().unwrap();
