@@ -1,6 +1,6 @@
 //! `pont run`, `exec`, `ps`, `inspect`, `logs`, `stop`, `start`, `rm`.
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
@@ -193,9 +193,7 @@ pub fn logs(rt: &Runtime, name: &str, follow: bool) -> anyhow::Result<()> {
         }
         out.flush()?;
         if !follow || !still_running(rt, &c.id) {
-            // One more read: output written just before the exit.
-            let pos = file.stream_position()?;
-            file.seek(SeekFrom::Start(pos))?;
+            // Output written between the last read and the exit.
             std::io::copy(&mut file, &mut out)?;
             return Ok(());
         }

@@ -472,3 +472,119 @@ fn twenty_parallel_runs_get_distinct_addresses_that_all_answer() {
     ips.dedup();
     assert_eq!(ips.len(), 20, "addresses collided: {ips:?}");
 }
+
+#[test]
+fn run_options_reach_the_container() {
+    let sb = host_only();
+    sb.pont_ok(&["network", "create", "web", "--subnet", "10.77.10.0/24"]);
+    let out = sb.pont_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "web",
+        "--ip",
+        "10.77.10.77",
+        "--mac",
+        "02:42:0a:4d:0a:4d",
+        "--hostname",
+        "box.example",
+        "-w",
+        "/tmp",
+        "--",
+        "sh",
+        "-c",
+        "hostname; pwd; cat /sys/class/net/eth0/address; ip -4 -o addr show eth0",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        &lines[..3],
+        ["box.example", "/tmp", "02:42:0a:4d:0a:4d"],
+        "{out}"
+    );
+    assert!(lines[3].contains("inet 10.77.10.77/24"), "{out}");
+    sb.pont_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "envy",
+        "--network",
+        "web",
+        "-e",
+        "A=1",
+        "--",
+        "sleep",
+        "100",
+    ]);
+    let env = sb.pont_ok(&["exec", "-e", "B=2", "envy", "--", "sh", "-c", "echo $A$B"]);
+    assert_eq!(env, "12\n");
+    assert_eq!(
+        sb.pont(&["exec", "envy", "--", "sh", "-c", "exit 4"])
+            .status
+            .code(),
+        Some(4)
+    );
+}
+
+#[test]
+fn foreground_pont_forwards_signals_to_the_container() {
+    let sb = host_only();
+    let mut child = sb
+        .pont_command(&["run", "--rm", "--network", "none", "--", "sleep", "100"])
+        .spawn()
+        .expect("pont runs");
+    // Wait until the container runs, then signal pont itself (the monitor).
+    let running = testkit::wait_until(Duration::from_secs(5), || {
+        sb.pont_ok(&["ps", "-q"]).lines().count() == 1
+    });
+    assert!(running, "the container did not start");
+    // `ip netns exec` execs pont, so the child's pid is pont's.
+    let pid = child.id().to_string();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    assert!(term.unwrap().success());
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(128 + 15),
+        "sleep must die of the forwarded SIGTERM"
+    );
+    assert_eq!(sb.pont_ok(&["ps", "-a", "-q"]), "");
+}
+
+#[test]
+fn rootfs_pivots_into_a_directory() {
+    let sb = host_only();
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let busybox = busybox.expect("busybox-static is installed by scripts/install-deps.sh");
+    let root = sb.root().join("rootfs");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    for dir in ["proc", "sys", "dev", "etc", "tmp"] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    for tool in ["sh", "ls", "cat", "hostname"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(tool)).unwrap();
+    }
+    sb.pont_ok(&["network", "create", "web", "--subnet", "10.77.11.0/24"]);
+    let rootfs = root.to_str().unwrap();
+    let out = sb.pont_ok(&[
+        "run",
+        "--rm",
+        "--name",
+        "tiny",
+        "--network",
+        "web",
+        "--rootfs",
+        rootfs,
+        "--",
+        "/bin/sh",
+        "-c",
+        "ls /; tail -1 /etc/hosts; ls /sys/class/net",
+    ]);
+    assert!(out.starts_with("bin\ndev\netc\nproc\nsys\ntmp\n"), "{out}");
+    assert!(out.contains("10.77.11.2\ttiny\n"), "{out}");
+    assert!(out.contains("eth0"), "{out}");
+}

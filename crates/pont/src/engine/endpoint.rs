@@ -121,7 +121,7 @@ fn configure_container_side(netns: BorrowedFd<'_>, ep: &Endpoint) -> Result<(), 
     set_loopback_up(&mut nl)?;
     let eth = nl
         .link_by_name(&ep.interface)?
-        .expect("the veth peer was just created in this namespace");
+        .ok_or_else(|| EngineError::PeerMissing(ep.interface.clone()))?;
     nl.add_address(eth.index, IpAddr::V4(ep.ipv4), ep.prefix_len)?;
     nl.set_up(eth.index)?;
     nl.add_route(None, Some(IpAddr::V4(ep.gateway)), Some(eth.index))?;

@@ -42,6 +42,10 @@ pub enum EngineError {
         path: String,
         source: std::io::Error,
     },
+    #[error(
+        "the container end {0} of the new veth pair is missing from the container's namespace"
+    )]
+    PeerMissing(String),
     #[error("{0}; also failed to undo: {1}")]
     UndoFailed(Box<EngineError>, Box<EngineError>),
 }

@@ -95,12 +95,11 @@ impl Engine {
     }
 
     /// Rebuild pont's rules if someone flushed them (`nft flush ruleset`, `iptables -F`).
-    pub fn repair_firewall(&self, lock: &Lock) -> Result<(), EngineError> {
+    pub fn repair_firewall(&self, _lock: &Lock) -> Result<(), EngineError> {
         let rules = self.planned_rules()?;
         if !self.firewall.is_installed(&rules)? {
             self.firewall.apply(&rules)?;
         }
-        let _ = lock;
         Ok(())
     }
 
