@@ -27,6 +27,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of the largest variant (run's options) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Manage networks.
@@ -65,6 +67,10 @@ pub enum Command {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Change the resource limits of a running container.
+    Update(UpdateArgs),
+    /// Show containers' use of memory, CPU and processes (refreshing until interrupted).
+    Stats(StatsArgs),
     /// Remove containers.
     Rm {
         /// Stop (SIGKILL) running containers first.
@@ -189,6 +195,8 @@ pub struct RunArgs {
     /// Directory to use as the container's root file system.
     #[arg(long)]
     pub rootfs: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// The command and its arguments (after `--`).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     pub command: Vec<String>,
@@ -217,4 +225,44 @@ pub struct PsArgs {
     pub quiet: bool,
     #[arg(long, value_parser = ["table", "json"], default_value = "table")]
     pub format: String,
+}
+
+/// Resource limits, for `run` and `update`. Kept as text: the library's parsers give
+/// the one-line messages that name the option.
+#[derive(Args, Debug, Default)]
+pub struct LimitArgs {
+    /// Memory limit: a number with unit b, k, m or g (e.g. 512m; at least 6m).
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// Memory plus swap (at least --memory), or -1 for unlimited swap. Default: twice --memory.
+    #[arg(long = "memory-swap", value_name = "SIZE", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// CPUs the container may use, as a CFS quota (e.g. 0.5, 1.5), at most the machine's.
+    #[arg(long, value_name = "FLOAT", allow_hyphen_values = true)]
+    pub cpus: Option<String>,
+    /// Relative CPU weight, 2 to 262144 (default 1024).
+    #[arg(long = "cpu-shares", value_name = "N", allow_hyphen_values = true)]
+    pub cpu_shares: Option<String>,
+    /// Most processes and threads at once, at least 1.
+    #[arg(long = "pids-limit", value_name = "N", allow_hyphen_values = true)]
+    pub pids_limit: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    pub name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// Print one sample and exit.
+    #[arg(long = "no-stream")]
+    pub no_stream: bool,
+    /// `json`: one JSON object per container and sample, one per line.
+    #[arg(long, value_parser = ["table", "json"], default_value = "table")]
+    pub format: String,
+    /// Containers to show (default: every running one).
+    pub names: Vec<String>,
 }

@@ -7,6 +7,7 @@
 mod cli;
 mod containers;
 mod firewall_cmd;
+mod limits_cmd;
 mod networks;
 mod output;
 
@@ -61,6 +62,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Logs { follow, name } => containers::logs(&runtime, &name, follow).map(|()| 0),
         Command::Stop { time, names } => containers::stop(&runtime, &names, time).map(|()| 0),
         Command::Start { names } => containers::start(&runtime, &names).map(|()| 0),
+        Command::Update(args) => limits_cmd::update(&runtime, &args).map(|()| 0),
+        Command::Stats(args) => limits_cmd::stats(&runtime, &args).map(|()| 0),
         Command::Rm { force, names } => containers::rm(&runtime, &names, force).map(|()| 0),
     }
 }

@@ -1,6 +1,6 @@
 //! How records look to users: aligned tables and JSON documents.
 
-use pont::model::{ContainerRecord, ContainerState, NetMode, NetworkRecord, PortMapping};
+use pont::model::{ContainerRecord, ContainerState, Limits, NetMode, NetworkRecord, PortMapping};
 use serde_json::{json, Map, Value};
 
 pub fn print_table(rows: &[Vec<String>]) {
@@ -102,6 +102,25 @@ pub fn container_json(c: &ContainerRecord) -> Value {
         "network_mode": network_mode,
         "networks": networks,
         "ports": c.ports.iter().map(port_json).collect::<Vec<_>>(),
+        "limits": limits_json(&c.limits),
+        "oom_killed": c.oom_killed,
+    })
+}
+
+/// The limits in effect (null: none). `memory_swap` is memory plus swap, -1 for
+/// unlimited swap, twice `memory` when not given (as Docker).
+fn limits_json(l: &Limits) -> Value {
+    let memory_swap = match l.effective_memory_swap() {
+        Some(Some(total)) => json!(total),
+        Some(None) => json!(-1),
+        None => Value::Null,
+    };
+    json!({
+        "memory": l.memory,
+        "memory_swap": memory_swap,
+        "cpus": l.cpus(),
+        "cpu_shares": l.cpu_shares,
+        "pids_limit": l.pids,
     })
 }
 

@@ -4,8 +4,10 @@
 //! request ([`model`]) → validation ([`model`], [`ipam`]) → plan ([`firewall`])
 //! → apply ([`netlink`], [`firewall`]) → commit ([`state`]).
 //! [`engine`] drives that flow for networks and endpoints, for any front end;
-//! [`container`] and [`runtime`] add the container processes the `pont` CLI runs.
+//! [`container`], [`cgroup`] and [`runtime`] add the container processes the `pont` CLI runs
+//! and their resource limits.
 
+pub mod cgroup;
 pub mod container;
 pub mod engine;
 pub mod firewall;

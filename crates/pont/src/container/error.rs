@@ -124,10 +124,11 @@ pub enum SetupStep {
     ChangeDir,
     JoinNamespace,
     ForkCommand,
+    JoinCgroup,
 }
 
 impl SetupStep {
-    const ALL: [SetupStep; 19] = [
+    const ALL: [SetupStep; 20] = [
         SetupStep::CloseInheritedFds,
         SetupStep::NewSession,
         SetupStep::RedirectStdio,
@@ -147,6 +148,7 @@ impl SetupStep {
         SetupStep::ChangeDir,
         SetupStep::JoinNamespace,
         SetupStep::ForkCommand,
+        SetupStep::JoinCgroup,
     ];
 
     pub(super) fn to_wire(self) -> u32 {
@@ -184,6 +186,7 @@ impl SetupStep {
             SetupStep::ChangeDir => "change directory to",
             SetupStep::JoinNamespace => "join namespace",
             SetupStep::ForkCommand => "fork the command",
+            SetupStep::JoinCgroup => "move into the container's cgroup",
         }
     }
 }

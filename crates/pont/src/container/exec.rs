@@ -1,7 +1,7 @@
 //! Running a further command inside a running container (`pont exec`).
 //!
 //! ```text
-//!  caller ──clone──▶ helper: setns ipc, uts, net, pid, mnt
+//!  caller ──clone──▶ helper: write itself into cgroup.procs files; setns ipc, uts, net, pid, mnt
 //!    ▲                 └─clone(CLONE_PARENT)─▶ command: new session, chdir, exec
 //!    └──────────── parent of the command, waits for it and forwards signals
 //! ```
@@ -44,14 +44,29 @@ const NAMESPACES: [(&str, CloneFlags); 5] = [
 /// exit status: 128 + n if killed by signal n, 127 if not found, 126 if not runnable.
 ///
 /// The caller should check `pid` against its recorded start time first
-/// ([`is_alive`](super::is_alive)). The command does not join the container's cgroup.
+/// ([`is_alive`](super::is_alive)). The command joins no cgroup: see [`exec_joining`].
 pub fn exec(
     pid: i32,
     argv: &[String],
     env: &[(String, String)],
     workdir: Option<&Path>,
 ) -> Result<i32, ContainerError> {
-    let plan = HelperPlan::prepare(pid, argv, env, workdir)?;
+    exec_joining(pid, argv, env, workdir, &[])
+}
+
+/// [`exec`], with the command first moved into a cgroup: the helper writes itself into
+/// each of `cgroup_procs` (`cgroup.procs` files open for writing, one per hierarchy)
+/// before it joins the namespaces, so the command it forks starts inside the cgroup and
+/// no process of it ever runs outside. Descriptors, not paths, because the helper then
+/// enters the container's mount namespace, where pont's cgroup mounts are not.
+pub fn exec_joining(
+    pid: i32,
+    argv: &[String],
+    env: &[(String, String)],
+    workdir: Option<&Path>,
+    cgroup_procs: &[OwnedFd],
+) -> Result<i32, ContainerError> {
+    let plan = HelperPlan::prepare(pid, argv, env, workdir, cgroup_procs)?;
     let (caller_end, helper_end) =
         sys::seqpacket_pair().map_err(|source| ContainerError::Channel { source })?;
     let helper = spawn_helper(&plan, helper_end)?;
@@ -75,20 +90,22 @@ fn container_hostname(uts: &OwnedFd) -> Result<String, Errno> {
     })
 }
 
-struct HelperPlan {
+struct HelperPlan<'a> {
     namespaces: Vec<OwnedFd>,
+    cgroup_procs: &'a [OwnedFd],
     workdir_path: PathBuf,
     workdir: std::ffi::CString,
     command: CommandPlan,
 }
 
-impl HelperPlan {
+impl<'a> HelperPlan<'a> {
     fn prepare(
         pid: i32,
         argv: &[String],
         env: &[(String, String)],
         workdir: Option<&Path>,
-    ) -> Result<HelperPlan, ContainerError> {
+        cgroup_procs: &'a [OwnedFd],
+    ) -> Result<HelperPlan<'a>, ContainerError> {
         let workdir_path = workdir.unwrap_or(Path::new("/")).to_owned();
         if !workdir_path.is_absolute() {
             let value = workdir_path.display().to_string();
@@ -109,6 +126,7 @@ impl HelperPlan {
         let env = merge_env(base, env);
         Ok(HelperPlan {
             namespaces,
+            cgroup_procs,
             workdir: c_path("workdir", &workdir_path)?,
             workdir_path,
             command: CommandPlan::new(argv, &env)?,
@@ -117,7 +135,12 @@ impl HelperPlan {
 }
 
 fn spawn_helper(plan: &HelperPlan, channel: OwnedFd) -> Result<Pid, ContainerError> {
-    let mut keep_fds: Vec<RawFd> = plan.namespaces.iter().map(|fd| fd.as_raw_fd()).collect();
+    let mut keep_fds: Vec<RawFd> = plan
+        .namespaces
+        .iter()
+        .chain(plan.cgroup_procs)
+        .map(|fd| fd.as_raw_fd())
+        .collect();
     keep_fds.push(channel.as_raw_fd());
     keep_fds.sort_unstable();
     // SAFETY: the child runs only `join_and_spawn`, which makes system calls without
@@ -175,6 +198,7 @@ fn join_and_spawn(plan: &HelperPlan, channel: &OwnedFd, keep_fds: &[RawFd]) -> !
     let _unwind = ExitOnUnwind(SETUP_FAILED);
     let spawned = sys::close_fds_except(keep_fds)
         .map_err(|errno| Failure::new(SetupStep::CloseInheritedFds, errno))
+        .and_then(|()| join_cgroups(plan))
         .and_then(|()| join_namespaces(plan))
         .and_then(|()| spawn_command(plan, channel));
     match spawned {
@@ -187,6 +211,17 @@ fn join_and_spawn(plan: &HelperPlan, channel: &OwnedFd, keep_fds: &[RawFd]) -> !
             sys::exit_now(SETUP_FAILED)
         }
     }
+}
+
+/// Writing "0" to `cgroup.procs` moves the writer itself (kernel/cgroup/cgroup.c,
+/// `cgroup_procs_write_start`): the helper needs no PID formatted, and its PID namespace
+/// does not matter.
+fn join_cgroups(plan: &HelperPlan) -> Result<(), Failure> {
+    for (index, fd) in plan.cgroup_procs.iter().enumerate() {
+        nix::unistd::write(fd, b"0")
+            .map_err(|errno| Failure::at(SetupStep::JoinCgroup, index, errno))?;
+    }
+    Ok(())
 }
 
 fn join_namespaces(plan: &HelperPlan) -> Result<(), Failure> {

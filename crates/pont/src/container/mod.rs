@@ -15,7 +15,8 @@
 //! This module does no networking and no cgroups: [`Created`] exists before the command
 //! runs, so the caller can configure the network namespace ([`Created::netns`]) and put
 //! [`Created::pid`] into a cgroup before [`Created::start`]; the command is forked by init
-//! after `start`, so it inherits both.
+//! after `start`, so it inherits both. [`exec_joining`] takes the cgroup of an exec'd
+//! command as open `cgroup.procs` files, without knowing what they are.
 //!
 //! # Fork safety
 //!
@@ -48,7 +49,7 @@ mod wait;
 use std::path::PathBuf;
 
 pub use error::{ContainerError, SetupStep};
-pub use exec::exec;
+pub use exec::{exec, exec_joining};
 pub use proc::{is_alive, kill, start_time};
 pub use spawn::{create, Created, Running};
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Ipv4Net, MacAddr, PortMapping};
+use super::{Ipv4Net, Limits, MacAddr, PortMapping};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkRecord {
@@ -98,6 +98,13 @@ pub struct ContainerRecord {
     pub ports: Vec<PortMapping>,
     pub auto_remove: bool,
     pub detached: bool,
+    /// Resource limits, enforced by the container's cgroup (made before its command runs,
+    /// kept after it exits so the OOM state can be read, removed with the record).
+    #[serde(default)]
+    pub limits: Limits,
+    /// Whether the kernel's OOM killer killed a process of the container's last run.
+    #[serde(default)]
+    pub oom_killed: bool,
 }
 
 impl ContainerRecord {

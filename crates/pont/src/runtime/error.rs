@@ -1,5 +1,7 @@
+use crate::cgroup::CgroupError;
 use crate::container::ContainerError;
 use crate::engine::EngineError;
+use crate::model::LimitsError;
 use crate::netlink::NetlinkError;
 use crate::state::StateError;
 
@@ -9,6 +11,12 @@ pub enum RuntimeError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Container(#[from] ContainerError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Limits(#[from] LimitsError),
+    #[error("container {0} has no cgroup (it was started before pont made cgroups): restart it")]
+    NoCgroup(String),
     #[error("no such container: {0}")]
     NotFound(String),
     #[error("container name {0} is already in use")]

@@ -64,6 +64,9 @@ impl Runtime {
         }
         let lock = self.engine.store().lock()?;
         self.reconcile(&lock)?;
+        // The cgroup before the record: if it cannot go, the record stays for another
+        // `rm` to retry.
+        self.remove_cgroup(&rec.id)?;
         // A --rm container may already have removed itself.
         if self.engine.store().find_container(&rec.id)?.is_some() {
             self.engine.store().remove_container(&lock, &rec.id)?;
@@ -99,16 +102,19 @@ impl Runtime {
         }
         let mut all_env = rec.env.clone();
         all_env.extend(env.iter().cloned());
-        Ok(container::exec(
+        let cgroup_procs = self.exec_cgroup_files(&rec.id)?;
+        Ok(container::exec_joining(
             pid,
             argv,
             &all_env,
             workdir.or(rec.workdir.as_deref()),
+            &cgroup_procs,
         )?)
     }
 
-    /// Record that a container's init exited, free its endpoint, and drop the
-    /// record of a `--rm` container. The veth needs no deleting: the kernel
+    /// Record that a container's init exited (and whether the OOM killer struck), free
+    /// its endpoint, and drop the record and cgroup of a `--rm` container; the cgroup of
+    /// any other stays until `rm`, as Docker keeps it for `inspect`. The veth needs no deleting: the kernel
     /// removes it with the namespace, in the background.
     pub(super) fn finish(&self, id: &str, exit_code: Option<i32>) -> Result<(), RuntimeError> {
         let lock = self.engine.store().lock()?;
@@ -125,6 +131,7 @@ impl Runtime {
         exit_code: Option<i32>,
     ) -> Result<(), RuntimeError> {
         let rules_before = self.engine.planned_rules()?;
+        rec.oom_killed = self.read_oom_killed(&rec.id);
         rec.state = ContainerState::Exited;
         rec.exit_code = exit_code;
         rec.finished = Some(crate::now());
@@ -147,6 +154,7 @@ impl Runtime {
         rec.endpoints.clear();
         let store = self.engine.store();
         if rec.auto_remove {
+            self.remove_cgroup(&rec.id)?;
             store.remove_container(lock, &rec.id)?;
         } else {
             store.save_container(lock, rec)?;

@@ -7,24 +7,34 @@ mod error;
 mod etc_files;
 mod host_sockets;
 mod lifecycle;
+mod limits;
 mod names;
 mod ports;
 mod reconcile;
 mod run;
 
 pub use error::RuntimeError;
+pub use limits::ContainerStats;
 pub use run::{NetworkChoice, RunRequest};
 
+use std::cell::OnceCell;
+
+use crate::cgroup::Cgroups;
 use crate::engine::Engine;
 use crate::model::ContainerRecord;
 
 pub struct Runtime {
     engine: Engine,
+    /// Opened on first use: most commands never touch a cgroup.
+    cgroups: OnceCell<Cgroups>,
 }
 
 impl Runtime {
     pub fn new(engine: Engine) -> Runtime {
-        Runtime { engine }
+        Runtime {
+            engine,
+            cgroups: OnceCell::new(),
+        }
     }
 
     pub fn engine(&self) -> &Engine {

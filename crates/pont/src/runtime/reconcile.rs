@@ -37,6 +37,7 @@ impl Runtime {
             }
         }
         if rec.started.is_none() {
+            self.remove_cgroup(&rec.id)?;
             self.engine.store().remove_container(lock, &rec.id)?;
             Ok(())
         } else {

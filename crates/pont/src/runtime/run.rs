@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use super::{etc_files, names, Runtime, RuntimeError};
 use crate::container::{self, Running, Spec, Stdio};
 use crate::engine::AttachOptions;
-use crate::model::{validate_name, ContainerRecord, ContainerState, MacAddr, NetMode, PortSpec};
+use crate::model::{
+    validate_name, ContainerRecord, ContainerState, Limits, MacAddr, NetMode, PortSpec,
+};
 use crate::netlink::Netlink;
 use crate::state::Lock;
 
@@ -36,6 +38,9 @@ pub struct RunRequest {
     pub ports: Vec<PortSpec>,
     pub auto_remove: bool,
     pub detach: bool,
+    /// Resource limits, checked by `run` against each other, the machine's CPUs and the
+    /// cgroup controllers it has.
+    pub limits: Limits,
 }
 
 /// What the monitor is asked to launch.
@@ -129,6 +134,7 @@ impl Runtime {
                 (rec, specs)
             }
         };
+        self.check_limits(&rec.limits)?;
         rec.monitor_pid = Some(std::process::id() as i32);
         rec.monitor_start_time = container::start_time(std::process::id() as i32);
         self.reserve(&lock, &mut rec, &port_specs)?;
@@ -225,6 +231,8 @@ impl Runtime {
             ports: vec![],
             auto_remove: req.auto_remove,
             detached,
+            limits: req.limits,
+            oom_killed: false,
         })
     }
 
@@ -235,6 +243,7 @@ impl Runtime {
         }
         rec.state = ContainerState::Creating;
         rec.exit_code = None;
+        rec.oom_killed = false;
         rec.detached = true;
         Ok(rec)
     }
@@ -267,7 +276,11 @@ impl Runtime {
         rec: &mut ContainerRecord,
     ) -> Result<container::Created, RuntimeError> {
         let spec = self.spec(lock, rec)?;
+        // The cgroup first, so a limit the kernel refuses stops the launch before any
+        // process exists; init joins it before it forks the command.
+        let cgroup = self.make_cgroup(rec)?;
         let created = container::create(&spec)?;
+        cgroup.add_process(created.pid())?;
         if rec.net_mode != NetMode::Host {
             let netns: OwnedFd = created.netns()?;
             self.plumb(rec, netns)?;
@@ -344,7 +357,7 @@ fn validate_hostname(h: &str) -> Result<(), RuntimeError> {
     }
 }
 
-fn with_undo(err: RuntimeError, undo: Result<(), RuntimeError>) -> RuntimeError {
+pub(super) fn with_undo(err: RuntimeError, undo: Result<(), RuntimeError>) -> RuntimeError {
     match undo {
         Ok(()) => err,
         Err(u) => RuntimeError::Invalid(format!("{err}; also failed to undo: {u}")),

@@ -48,6 +48,8 @@ fn container(id: &str, name: &str) -> ContainerRecord {
         ports: vec![],
         auto_remove: false,
         detached: false,
+        limits: Default::default(),
+        oom_killed: false,
     }
 }
 
@@ -109,4 +111,15 @@ fn interrupted_write_temporaries_are_ignored() {
     std::fs::write(root.join("networks/.web.json.tmp.99"), b"{").unwrap();
     assert!(store.networks().unwrap().is_empty());
     std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn container_records_from_before_limits_load() {
+    let mut json = serde_json::to_value(container("0123456789abcdef", "old")).unwrap();
+    let fields = json.as_object_mut().unwrap();
+    fields.remove("limits").unwrap();
+    fields.remove("oom_killed").unwrap();
+    let old: ContainerRecord = serde_json::from_value(json).unwrap();
+    assert!(old.limits.is_empty());
+    assert!(!old.oom_killed);
 }
