@@ -92,13 +92,15 @@ impl Limits {
         if let Some(MemorySwap::Bytes(total)) = self.memory_swap {
             match self.memory {
                 None => return Err(refuse("--memory-swap", total, "needs --memory as well")),
-                Some(memory) if total < memory => return Err(refuse(
-                    "--memory-swap",
-                    total,
-                    format!(
+                Some(memory) if total < memory => {
+                    return Err(refuse(
+                        "--memory-swap",
+                        total,
+                        format!(
                         "must be at least --memory ({memory} bytes): it counts memory plus swap"
                     ),
-                )),
+                    ))
+                }
                 Some(_) => {}
             }
         }

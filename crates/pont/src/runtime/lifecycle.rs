@@ -153,8 +153,9 @@ impl Runtime {
         }
         rec.endpoints.clear();
         let store = self.engine.store();
-        if rec.auto_remove {
-            self.remove_cgroup(&rec.id)?;
+        // A --rm container whose cgroup cannot be removed is kept, exited, for `rm` to
+        // retry, rather than leaving a cgroup that no record names.
+        if rec.auto_remove && self.remove_cgroup(&rec.id).is_ok() {
             store.remove_container(lock, &rec.id)?;
         } else {
             store.save_container(lock, rec)?;

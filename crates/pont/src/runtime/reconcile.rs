@@ -37,9 +37,11 @@ impl Runtime {
             }
         }
         if rec.started.is_none() {
-            self.remove_cgroup(&rec.id)?;
+            // Carry on past a cgroup that will not go: the record must, or every later
+            // command would roll it back (and fail) again. The error is still reported.
+            let cgroup = self.remove_cgroup(&rec.id);
             self.engine.store().remove_container(lock, &rec.id)?;
-            Ok(())
+            cgroup
         } else {
             self.release(lock, &mut rec.clone(), None)
         }
