@@ -231,8 +231,24 @@ fn v1_hierarchies_mounted_detached_are_the_hosts() {
     if Path::new("/sys/fs/cgroup/memory").is_dir() {
         assert!(on_host.is_dir(), "{} missing", on_host.display());
     }
+    let other = guarded.create("other", &Limits::default()).unwrap();
     guarded.cgroups.remove("detached").unwrap();
     assert!(!on_host.exists());
+    assert!(other.paths().len() == cgroup.paths().len());
+    let parent_on_host = on_host.parent().unwrap();
+    if Path::new("/sys/fs/cgroup/memory").is_dir() {
+        assert!(
+            parent_on_host.is_dir(),
+            "parent removed under another cgroup"
+        );
+    }
+    // The last one takes the parent with it.
+    guarded.cgroups.remove("other").unwrap();
+    assert!(
+        !parent_on_host.exists(),
+        "{} left",
+        parent_on_host.display()
+    );
 }
 
 #[test]
@@ -325,4 +341,33 @@ fn cost_of_open_create_remove() {
         median(create),
         median(remove)
     );
+}
+
+/// Removing the last cgroup takes the parent with it while another thread (as another
+/// pont process would) makes one: the maker must retry, neither may fail.
+#[test]
+fn parent_removal_races_with_creation() {
+    require_root();
+    let guarded = Guarded::new(Cgroups::open().unwrap());
+    std::thread::scope(|scope| {
+        for name in ["race-a", "race-b"] {
+            guarded.ids.borrow_mut().push(name.to_string());
+        }
+        let cgroups = &guarded.cgroups;
+        let workers: Vec<_> = ["race-a", "race-b"]
+            .into_iter()
+            .map(|name| {
+                scope.spawn(move || {
+                    for _ in 0..100 {
+                        cgroups.create(name, &Limits::default())?;
+                        cgroups.remove(name)?;
+                    }
+                    Ok::<(), CgroupError>(())
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().unwrap().unwrap();
+        }
+    });
 }

@@ -65,6 +65,9 @@ use dir::CgroupDir;
 /// The directory under each hierarchy's root that holds pont's cgroups.
 pub const PARENT: &str = "pont";
 
+/// How often making a container's cgroup is tried when its parent vanished meanwhile.
+const MAKE_ATTEMPTS: u32 = 5;
+
 /// How long removal waits for the processes of a cgroup to be gone.
 const REMOVE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -230,7 +233,7 @@ impl Cgroups {
     /// nothing of it is left.
     pub fn create(&self, id: &str, limits: &Limits) -> Result<Cgroup, CgroupError> {
         self.check(limits)?;
-        self.remove(id)?;
+        self.remove_dirs(id)?;
         let made = self.make_dirs(id).and_then(|cgroup| {
             cgroup.apply(&Limits::default(), limits)?;
             Ok(cgroup)
@@ -250,9 +253,9 @@ impl Cgroups {
         })
     }
 
-    /// `PARENT/id` under one root. Another pont (or a test's cleanup) may remove an
-    /// empty `PARENT` between our mkdir of it and of `id`: that shows as ENOENT, and
-    /// making both again is the fix.
+    /// `PARENT/id` under one root. Another pont removing its last container removes an
+    /// empty `PARENT`, maybe between our mkdir of it and of `id`: that shows as ENOENT,
+    /// and making both again is the fix (`parent_removal_races_with_creation`).
     fn make_dir(&self, hierarchy: &Hierarchy, id: &str) -> Result<CgroupDir, CgroupError> {
         let mut attempts = 0;
         loop {
@@ -261,8 +264,8 @@ impl Cgroups {
                 Err(CgroupError::Create {
                     source: Errno::ENOENT,
                     ..
-                }) if attempts < 3 => continue,
-                Ok(None) if attempts < 3 => continue,
+                }) if attempts < MAKE_ATTEMPTS => continue,
+                Ok(None) if attempts < MAKE_ATTEMPTS => continue,
                 Ok(None) => {
                     return Err(CgroupError::Create {
                         path: hierarchy.root.shown(&self.parent),
@@ -310,9 +313,20 @@ impl Cgroups {
     }
 
     /// Remove container `id`'s cgroup from every hierarchy, killing any process still in
-    /// it. One already gone is fine; every hierarchy is tried, the first failure is
-    /// returned.
+    /// it, and `PARENT` too if that was the last of pont's cgroups (so a machine with no
+    /// containers keeps nothing of pont's). One already gone is fine; every hierarchy is
+    /// tried, the first failure is returned.
     pub fn remove(&self, id: &str) -> Result<(), CgroupError> {
+        self.remove_dirs(id)?;
+        for hierarchy in &self.hierarchies {
+            // EBUSY while other containers' cgroups are in it; a pont making one
+            // meanwhile sees ENOENT and makes the parent again (`make_dir`).
+            let _ = hierarchy.root.remove_child(&self.parent);
+        }
+        Ok(())
+    }
+
+    fn remove_dirs(&self, id: &str) -> Result<(), CgroupError> {
         let relative = self.relative(id);
         let mut first_error = None;
         for hierarchy in &self.hierarchies {
