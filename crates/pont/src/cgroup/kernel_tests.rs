@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::detect::{self, Layout};
 use super::dir::CgroupDir;
-use super::{mount, Cgroup, CgroupError, Cgroups, Controller, Hierarchy, Version};
+use super::hierarchies::Hierarchy;
+use super::{mount, Cgroup, CgroupError, Cgroups, Controller, Version};
 use crate::container::{self, Exit, Spec};
 use crate::model::Limits;
 

@@ -2,7 +2,8 @@
 //! own `pont/ID` directory. File names and formats from the kernel's
 //! Documentation/admin-guide/cgroup-v1/{memory,pids}.rst and scheduler/sched-bwc.rst.
 
-use super::{parse_u64, stat_value, Cgroup, CgroupError, Controller, Stats, Write};
+use super::group::{parse_u64, stat_value, Write};
+use super::{Cgroup, CgroupError, Controller, Stats};
 use crate::model::{cpu_quota_us, Limits, CPU_PERIOD_US};
 
 pub(super) const MEMORY_LIMIT: &str = "memory.limit_in_bytes";

@@ -7,7 +7,8 @@
 //! rule). CPU time (`cpu.stat`'s `usage_usec`) is there without any controller.
 
 use super::dir::CgroupDir;
-use super::{parse_max, parse_u64, stat_value, Cgroup, CgroupError, Controller, Stats, Write};
+use super::group::{parse_max, parse_u64, stat_value, Write};
+use super::{Cgroup, CgroupError, Controller, Stats};
 use crate::model::{cpu_quota_us, Limits, CPU_PERIOD_US};
 
 pub(super) const SWAP_MAX: &str = "memory.swap.max";
