@@ -1,7 +1,7 @@
 //! Running a further command inside a running container (`pont exec`).
 //!
 //! ```text
-//!  caller ──clone──▶ helper: write itself into cgroup.procs files; setns ipc, uts, net, pid, mnt
+//!  caller ──clone──▶ helper: join cgroups; setns ipc, uts, net, pid, mnt
 //!    ▲                 └─clone(CLONE_PARENT)─▶ command: new session, chdir, exec
 //!    └──────────── parent of the command, waits for it and forwards signals
 //! ```

@@ -114,8 +114,8 @@ impl Runtime {
 
     /// Record that a container's init exited (and whether the OOM killer struck), free
     /// its endpoint, and drop the record and cgroup of a `--rm` container; the cgroup of
-    /// any other stays until `rm`, as Docker keeps it for `inspect`. The veth needs no deleting: the kernel
-    /// removes it with the namespace, in the background.
+    /// any other stays until `rm`, as Docker keeps it for `inspect`. The veth needs no
+    /// deleting: the kernel removes it with the namespace, in the background.
     pub(super) fn finish(&self, id: &str, exit_code: Option<i32>) -> Result<(), RuntimeError> {
         let lock = self.engine.store().lock()?;
         if let Some(mut rec) = self.engine.store().find_container(id)? {
