@@ -247,17 +247,12 @@ fn half_a_cpu_gives_a_busy_loop_about_one_cpu_second_in_two() {
         let quota = cgroup_file(&id, &["cpu.cfs_quota_us", "cpu.max"]);
         assert!(quota == "50000" || quota == "50000 100000", "quota {quota}");
         assert_eq!(inspect(&sb, &name)["limits"]["cpus"], 0.5);
-        // With the CPU time it asked for, the quota throttled it (a loaded machine may
-        // not have given it that much).
+        // Throttling is printed, not asserted: on a loaded machine a process can
+        // get its 0.6 s without ever exceeding the quota within one period.
         let stat = cgroup_file(&id, &["cpu.stat"]);
-        let throttled = stat
-            .lines()
-            .find_map(|l| l.strip_prefix("nr_throttled "))
-            .and_then(|n| n.parse::<u64>().ok());
         println!("  cpu.stat: {}", stat.replace('\n', ", "));
         measured.push(cpu_seconds);
         if cpu_seconds >= 0.6 {
-            assert!(throttled.is_some_and(|n| n > 0), "never throttled: {stat}");
             return;
         }
     }
