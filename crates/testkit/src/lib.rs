@@ -15,6 +15,9 @@
 //! process left in its namespaces, deletes the namespaces and its temp dirs.
 //! Nothing is ever created in the machine's own network namespace.
 //!
+//! UDP probes: [`Sandbox::spawn_udp_echo`], [`Sandbox::udp_request`] and
+//! [`udp_client_argv`] (for probing from inside a container).
+//!
 //! The kit shells out to `ip`, `nft`, `iptables-save`, `ping`, `bash`,
 //! `python3`, `timeout` and `kill`; `scripts/install-deps.sh` installs them.
 //!
@@ -36,6 +39,7 @@ mod sandbox;
 mod snapshot;
 mod spawned;
 pub mod topology;
+mod udp;
 
 use std::fs;
 
@@ -45,6 +49,7 @@ pub use probe::{reported_peers, wait_until};
 pub use sandbox::Sandbox;
 pub use spawned::Spawned;
 pub use topology::Ns;
+pub use udp::{udp_client_argv, UDP_ECHO};
 
 /// Panics unless the process runs with effective uid 0: the tests that call
 /// it create network namespaces, and must fail, not silently pass, without root.

@@ -209,6 +209,13 @@ impl Sandbox {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
+    /// Runs a command made by [`Sandbox::pont_command`] or
+    /// [`Sandbox::command_in`] (and then changed: env, args) and waits, with
+    /// output captured and the same deadline as [`Sandbox::pont`].
+    pub fn output(&self, cmd: Command) -> Output {
+        self.wait_output(cmd)
+    }
+
     /// Runs ARGV in a namespace and waits (killed after [`COMMAND_TIMEOUT`],
     /// which panics).
     pub fn run_in(&self, ns: Ns, argv: &[&str]) -> Output {
