@@ -22,3 +22,6 @@ mod probe;
 
 #[path = "firewall/isolation.rs"]
 mod isolation;
+
+#[path = "firewall/internal.rs"]
+mod internal;

@@ -75,7 +75,7 @@ impl Engine {
 
     /// Make the endpoint in the kernel: the veth pair (its container end made
     /// directly inside `container_netns`), the bridge port, the address, the
-    /// default route. On failure the pair is deleted again.
+    /// default route (none on an internal network). On failure the pair is deleted again.
     pub fn plumb_endpoint(
         &self,
         host: &mut Netlink,
@@ -95,7 +95,7 @@ impl Engine {
             host.set_master(veth, bridge)?;
             host.set_hairpin(veth, true)?;
             host.set_up(veth)?;
-            configure_container_side(container_netns, ep)
+            configure_container_side(container_netns, ep, net.internal)
         };
         if let Err(err) = configure(host) {
             return Err(match host.delete_link(veth) {
@@ -116,7 +116,15 @@ impl Engine {
     }
 }
 
-fn configure_container_side(netns: BorrowedFd<'_>, ep: &Endpoint) -> Result<(), EngineError> {
+/// Address and link up; and the default route via the gateway, except on an
+/// internal network, whose containers get only the subnet's own route (the
+/// kernel adds it with the address): with no way out there is nothing to
+/// route to, and a program that looks for a default route sees there is none.
+fn configure_container_side(
+    netns: BorrowedFd<'_>,
+    ep: &Endpoint,
+    internal: bool,
+) -> Result<(), EngineError> {
     let mut nl = Netlink::open_in(netns)?;
     set_loopback_up(&mut nl)?;
     let eth = nl
@@ -124,7 +132,9 @@ fn configure_container_side(netns: BorrowedFd<'_>, ep: &Endpoint) -> Result<(), 
         .ok_or_else(|| EngineError::PeerMissing(ep.interface.clone()))?;
     nl.add_address(eth.index, IpAddr::V4(ep.ipv4), ep.prefix_len)?;
     nl.set_up(eth.index)?;
-    nl.add_route(None, Some(IpAddr::V4(ep.gateway)), Some(eth.index))?;
+    if !internal {
+        nl.add_route(None, Some(IpAddr::V4(ep.gateway)), Some(eth.index))?;
+    }
     Ok(())
 }
 
