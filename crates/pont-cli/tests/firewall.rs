@@ -25,3 +25,6 @@ mod isolation;
 
 #[path = "firewall/internal.rs"]
 mod internal;
+
+#[path = "firewall/admin.rs"]
+mod admin;
