@@ -205,9 +205,32 @@ fn foreign_bridge_with_own_nat_keeps_working(backend: &'static str) {
     assert!(seen.iter().all(|p| p == HOST_IP), "{backend}: {seen:?}");
 }
 
+/// A FORWARD policy of DROP set after pont made its networks (Docker starting
+/// later does this): the next pont command notices, and pont's containers
+/// reach the WAN and each other again.
+fn forward_drop_set_later_is_noticed(backend: &'static str) {
+    let lab = Lab::new(backend);
+    let _wan = lab.servers(&[(Ns::Wan, WAN)]);
+    lab.network("web", "10.86.3.0/24", &[]);
+    let a = lab.service("a", "web", &[]);
+    lab.service("b", "web", &[]);
+    lab.host("iptables -P FORWARD DROP");
+    lab.pont_ok(&["ps"]);
+    lab.expect(vec![
+        lab.reach(From::C("a"), WAN, ALL),
+        lab.reach(From::C("b"), &a, ALL),
+    ]);
+    assert!(
+        lab.host("iptables -S FORWARD")
+            .starts_with("-P FORWARD DROP\n"),
+        "{backend}: the policy is not pont's to change"
+    );
+}
+
 on_both_backends!(
     admin_rules_take_effect_and_survive,
     admin_rules_outlive_the_last_network,
     earlier_forward_rule_keeps_working,
     foreign_bridge_with_own_nat_keeps_working,
+    forward_drop_set_later_is_noticed,
 );

@@ -398,5 +398,33 @@ pub fn sync_forward_shim(rules: &RuleSet) -> Result<(), FirewallError> {
     tool::run("iptables-restore", &["-w", "--noflush"], &b).map(drop)
 }
 
+/// For the nftables backend's presence check: false when FORWARD's policy is
+/// DROP but the shim [`sync_forward_shim`] keeps for that case is missing or
+/// lacks a bridge, as when the policy was set after pont's last change
+/// (Docker starting later does this) or iptables' rules were flushed.
+pub fn forward_shim_in_place(rules: &RuleSet) -> bool {
+    if rules.is_empty() {
+        return true;
+    }
+    // Only the filter table: a cheap listing, and one that creates nothing.
+    let Ok(filter) = tool::run("iptables", &["-w", "-S"], "") else {
+        return true; // no iptables on this host: nothing to work around
+    };
+    shim_in_place(&filter, rules)
+}
+
+/// [`forward_shim_in_place`] on an `iptables -S` listing of the filter table.
+fn shim_in_place(filter: &str, rules: &RuleSet) -> bool {
+    let has = |line: &str| filter.lines().any(|l| l == line);
+    if !has("-P FORWARD DROP") {
+        return true;
+    }
+    has("-A FORWARD -j PONT-ACCEPT")
+        && rules.networks.iter().all(|n| {
+            let prefix = format!("-A PONT-ACCEPT -o {} ", n.bridge);
+            filter.lines().any(|l| l.starts_with(&prefix))
+        })
+}
+
 #[cfg(test)]
 pub(crate) mod tests;

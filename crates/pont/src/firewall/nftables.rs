@@ -322,7 +322,8 @@ pub fn show() -> Result<String, FirewallError> {
 }
 
 /// Present means: the jump into pont's forward logic exists and every bridge is
-/// in the set (`nft flush ruleset` or a flushed chain or set fails this). Only
+/// in the set (`nft flush ruleset` or a flushed chain or set fails this), and
+/// under an iptables FORWARD policy of DROP the accept shim is in place. Only
 /// that chain and that set are listed, never the port maps, so the check
 /// costs the same with ten thousand published ports as with none.
 pub fn is_installed(rules: &RuleSet) -> Result<bool, FirewallError> {
@@ -334,7 +335,9 @@ pub fn is_installed(rules: &RuleSet) -> Result<bool, FirewallError> {
         .networks
         .iter()
         .all(|n| listing.contains(&format!("\"{}\"", n.bridge)));
-    Ok(listing.contains("jump to_bridge") && bridges_listed)
+    Ok(listing.contains("jump to_bridge")
+        && bridges_listed
+        && iptables::forward_shim_in_place(rules))
 }
 
 fn user_chain_has_rules() -> Result<bool, FirewallError> {

@@ -64,3 +64,27 @@ fn a_change_touches_only_the_rules_that_differ() {
     assert_eq!(removed.len(), 1);
     assert!(removed[0].spec.contains("--dport 8080"), "{:?}", removed[0]);
 }
+
+#[test]
+fn forward_shim_is_needed_only_under_a_drop_policy() {
+    let rules = with_mappings();
+    let accept = "-P INPUT ACCEPT\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n";
+    assert!(shim_in_place(accept, &rules));
+    let dropping = "-P INPUT ACCEPT\n-P FORWARD DROP\n-P OUTPUT ACCEPT\n";
+    assert!(!shim_in_place(dropping, &rules), "policy DROP, no shim");
+    let shim = |bridges: &[&str]| {
+        let mut s = format!("{dropping}-N PONT-ACCEPT\n-A FORWARD -j PONT-ACCEPT\n");
+        for br in bridges {
+            s += &format!("-A PONT-ACCEPT -o {br} -m comment --comment \"network x\" -j ACCEPT\n");
+        }
+        s
+    };
+    assert!(shim_in_place(
+        &shim(&["br-0123456789ab", "br-ba9876543210"]),
+        &rules
+    ));
+    assert!(
+        !shim_in_place(&shim(&["br-0123456789ab"]), &rules),
+        "a bridge without its accept"
+    );
+}
