@@ -65,6 +65,7 @@ pub fn port(rt: &Runtime, args: PortArgs) -> anyhow::Result<()> {
             }
         }
         None => {
+            crate::reconciled(rt)?;
             let name = args
                 .name
                 .ok_or_else(|| anyhow!("usage: pont port NAME | pont port add|rm NAME SPEC..."))?;
@@ -103,9 +104,7 @@ fn parse_env(items: &[String]) -> anyhow::Result<Vec<(String, String)>> {
 }
 
 pub fn ps(rt: &Runtime, args: &PsArgs) -> anyhow::Result<()> {
-    let lock = rt.engine().store().lock()?;
-    rt.reconcile(&lock)?;
-    drop(lock);
+    crate::reconciled(rt)?;
     let containers: Vec<_> = rt
         .engine()
         .store()
@@ -161,9 +160,7 @@ pub fn inspect(rt: &Runtime, names: &[String]) -> anyhow::Result<()> {
     if names.is_empty() {
         bail!("inspect needs at least one container name");
     }
-    let lock = rt.engine().store().lock()?;
-    rt.reconcile(&lock)?;
-    drop(lock);
+    crate::reconciled(rt)?;
     let docs = names
         .iter()
         .map(|n| rt.container(n).map(|c| output::container_json(&c)))
@@ -172,6 +169,7 @@ pub fn inspect(rt: &Runtime, names: &[String]) -> anyhow::Result<()> {
 }
 
 pub fn logs(rt: &Runtime, name: &str, follow: bool) -> anyhow::Result<()> {
+    crate::reconciled(rt)?;
     let c = rt.container(name)?;
     let path = rt.engine().store().container_dir(&c.id).join("log");
     let mut file = match std::fs::File::open(&path) {

@@ -68,6 +68,15 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
+/// For commands that only read: bring the records (and pont's firewall, if
+/// someone flushed it) in line with reality first, as every changing command
+/// does, so that each command notices a flushed rule set and rebuilds it.
+pub(crate) fn reconciled(rt: &Runtime) -> anyhow::Result<()> {
+    let lock = rt.engine().store().lock()?;
+    rt.reconcile(&lock)?;
+    Ok(())
+}
+
 fn open_runtime(root: &std::path::Path, firewall: Option<Backend>) -> anyhow::Result<Runtime> {
     let pools_spec = std::env::var("PONT_ADDRESS_POOLS").unwrap_or_else(|_| DEFAULT_POOLS.into());
     let pools = parse_pools(&pools_spec).map_err(|e| anyhow::anyhow!("PONT_ADDRESS_POOLS: {e}"))?;

@@ -67,6 +67,7 @@ fn parse_bool(key: &str, v: &str) -> anyhow::Result<bool> {
 }
 
 fn ls(rt: &Runtime, format: &str, quiet: bool) -> anyhow::Result<()> {
+    crate::reconciled(rt)?;
     let networks = rt.engine().store().networks()?;
     if quiet {
         networks.iter().for_each(|n| println!("{}", n.name));
@@ -111,6 +112,7 @@ fn ls(rt: &Runtime, format: &str, quiet: bool) -> anyhow::Result<()> {
 }
 
 fn inspect(rt: &Runtime, names: &[String]) -> anyhow::Result<()> {
+    crate::reconciled(rt)?;
     let containers = rt.engine().store().containers()?;
     let mut all = Vec::new();
     for name in names {

@@ -28,3 +28,6 @@ mod internal;
 
 #[path = "firewall/admin.rs"]
 mod admin;
+
+#[path = "firewall/restore.rs"]
+mod restore;
