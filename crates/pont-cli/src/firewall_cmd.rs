@@ -10,7 +10,7 @@ pub fn dispatch(rt: &Runtime, cmd: FirewallCommand) -> anyhow::Result<()> {
     match cmd {
         FirewallCommand::Show => {
             println!("# backend: {}", engine.firewall());
-            print!("{}", engine.firewall().show()?);
+            print!("{}", engine.firewall().show(&engine.planned_rules()?)?);
         }
         FirewallCommand::Reload => {
             let lock = engine.store().lock()?;

@@ -1,5 +1,5 @@
-//! Behaviours 7 and 9: rebuilding after a flush, and create-then-remove
-//! leaving the host's rules as they were.
+//! Behaviours 7, 8 and 9: rebuilding after a flush, `firewall show`, and
+//! create-then-remove leaving the host's rules as they were.
 
 use crate::lab::*;
 
@@ -115,6 +115,66 @@ fn teardown_after_a_flush_is_quiet_and_complete(backend: &'static str) {
     }
 }
 
+/// Every group of rules names the network or container it belongs to.
+fn show_labels_every_group(backend: &'static str) {
+    let lab = Lab::host_only(backend);
+    // So that the nftables backend has its iptables FORWARD shim to show too.
+    lab.host("iptables -P FORWARD DROP");
+    lab.network("web", "10.87.4.0/24", &[]);
+    lab.network("iso", "10.87.5.0/24", &["--opt", "icc=false"]);
+    lab.idle("api", "web");
+    lab.pont_ok(&["port", "add", "api", "8080:80"]);
+    lab.idle("i1", "iso");
+    let inspect =
+        |what: &[&str]| -> serde_json::Value { serde_json::from_str(&lab.pont_ok(what)).unwrap() };
+    let web = inspect(&["network", "inspect", "web"])["bridge"].to_string();
+    let iso = inspect(&["network", "inspect", "iso"])["bridge"].to_string();
+    let i1 = inspect(&["inspect", "i1"])["networks"]["iso"]["host_interface"].to_string();
+    let (web, iso, i1) = (
+        web.trim_matches('"'),
+        iso.trim_matches('"'),
+        i1.trim_matches('"'),
+    );
+    let shown = lab.pont_ok(&["firewall", "show"]);
+    assert!(
+        shown.starts_with(&format!("# backend: {backend}\n")),
+        "{shown}"
+    );
+    assert!(shown.contains("-A FORWARD -j PONT-ACCEPT"), "{shown}");
+    let lines_with = |needle: &str| {
+        let lines: Vec<&str> = shown.lines().filter(|l| l.contains(needle)).collect();
+        assert!(!lines.is_empty(), "{backend}: {needle} not shown:\n{shown}");
+        lines
+    };
+    // Each line naming a bridge, port or address carries its label, or sits
+    // under a heading that does (ebtables has no comments).
+    for (needle, label) in [
+        (web, "network web"),
+        (iso, "network iso"),
+        (i1, "network iso"),
+        ("10.87.4.2", "container api"),
+    ] {
+        for line in lines_with(needle) {
+            let heading = heading_of(&shown, line);
+            assert!(
+                line.contains(label) || heading.is_some_and(|h| h.contains(label)),
+                "{backend}: `{line}` is not labelled {label}:\n{shown}"
+            );
+        }
+    }
+}
+
+/// The `# ...` line a listing line sits under, if any.
+fn heading_of<'a>(shown: &'a str, line: &str) -> Option<&'a str> {
+    let lines: Vec<&'a str> = shown.lines().collect();
+    let at = lines.iter().position(|l| *l == line)?;
+    lines[..at]
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("# "))
+        .copied()
+}
+
 /// Creating and removing networks, containers and ports leaves the host (its
 /// links, addresses, routes and every rule) exactly as it was.
 fn create_then_remove_leaves_rules_as_before(backend: &'static str) {
@@ -171,5 +231,6 @@ on_both_backends!(
     reload_rebuilds_exactly_the_rules,
     any_command_notices_a_flush,
     teardown_after_a_flush_is_quiet_and_complete,
+    show_labels_every_group,
     create_then_remove_leaves_rules_as_before,
 );

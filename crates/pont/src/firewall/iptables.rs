@@ -117,13 +117,65 @@ pub fn remove_all() -> Result<(), FirewallError> {
     remove_with(&save()?)
 }
 
-pub fn show() -> Result<String, FirewallError> {
-    let current = save()?;
-    Ok(current
+/// pont's chains from `iptables-save`, then its ebtables chain, whose rules
+/// cannot carry comments: they are grouped under a `# network NAME` heading
+/// by the bridge ports `rules` lists for each network.
+pub fn show(rules: &RuleSet) -> Result<String, FirewallError> {
+    let mut out: String = save()?
         .lines()
         .filter(|l| l.starts_with('*') || l.contains("PONT-") || l == &"COMMIT")
         .map(|l| format!("{l}\n"))
-        .collect())
+        .collect();
+    let eb = tool::run("ebtables-save", &[], "").unwrap_or_default();
+    out.push_str(&show_ebtables(&eb, rules));
+    Ok(out)
+}
+
+fn show_ebtables(saved: &str, rules: &RuleSet) -> String {
+    let ours: Vec<&str> = saved.lines().filter(|l| l.contains(EB_CHAIN)).collect();
+    if ours.is_empty() {
+        return String::new();
+    }
+    let of_port = |line: &str, port: &str| line.contains(&format!(" -i {port} "));
+    let owned = |line: &str| {
+        rules
+            .networks
+            .iter()
+            .any(|n| n.ports.iter().any(|p| of_port(line, p)))
+    };
+    let mut out = String::from("# ebtables\n*filter\n");
+    for line in ours.iter().filter(|l| !owned(l)) {
+        writeln!(out, "{line}").unwrap();
+    }
+    for net in &rules.networks {
+        let lines: Vec<&&str> = ours
+            .iter()
+            .filter(|l| net.ports.iter().any(|p| of_port(l, p)))
+            .collect();
+        if !lines.is_empty() {
+            writeln!(out, "# network {}", net.name).unwrap();
+            lines.iter().for_each(|l| writeln!(out, "{l}").unwrap());
+        }
+    }
+    out.push_str("COMMIT\n");
+    out
+}
+
+/// For the nftables backend's `firewall show`: the FORWARD shim, if installed.
+pub fn show_forward_shim() -> String {
+    let Ok(filter) = tool::run("iptables", &["-w", "-S"], "") else {
+        return String::new();
+    };
+    let lines: Vec<&str> = filter
+        .lines()
+        .filter(|l| l.contains("PONT-ACCEPT"))
+        .collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("# iptables FORWARD shim (its policy is DROP)\n");
+    lines.iter().for_each(|l| writeln!(out, "{l}").unwrap());
+    out
 }
 
 pub fn is_installed(rules: &RuleSet) -> Result<bool, FirewallError> {

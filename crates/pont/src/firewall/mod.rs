@@ -86,11 +86,12 @@ impl Backend {
         }
     }
 
-    /// pont's rules as the backend lists them.
-    pub fn show(self) -> Result<String, FirewallError> {
+    /// pont's rules as the backend lists them. `rules` (what the records call
+    /// for) names the network of rules that cannot carry a comment.
+    pub fn show(self, rules: &RuleSet) -> Result<String, FirewallError> {
         match self {
             Backend::Nftables => nftables::show(),
-            Backend::Iptables => iptables::show(),
+            Backend::Iptables => iptables::show(rules),
         }
     }
 

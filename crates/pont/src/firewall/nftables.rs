@@ -307,6 +307,8 @@ pub fn remove_all() -> Result<(), FirewallError> {
     iptables::sync_forward_shim(&RuleSet::default())
 }
 
+/// Both tables (every set element carries its network or container in a
+/// comment) and the iptables FORWARD shim if there is one.
 pub fn show() -> Result<String, FirewallError> {
     let mut out = String::new();
     for table in [TABLE, BRIDGE_TABLE] {
@@ -318,6 +320,7 @@ pub fn show() -> Result<String, FirewallError> {
             out.push_str(&listing);
         }
     }
+    out.push_str(&iptables::show_forward_shim());
     Ok(out)
 }
 
