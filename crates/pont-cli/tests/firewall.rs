@@ -31,3 +31,6 @@ mod admin;
 
 #[path = "firewall/restore.rs"]
 mod restore;
+
+#[path = "firewall/backends.rs"]
+mod backends;
