@@ -227,10 +227,75 @@ fn create_then_remove_leaves_rules_as_before(backend: &'static str) {
     );
 }
 
+/// Packets dropped so far by the rule that keeps an internal network's
+/// containers off the host's addresses.
+fn internal_input_drops(lab: &Lab, bridge: &str) -> u64 {
+    let (listing, wanted) = match lab.backend {
+        "nftables" => (
+            lab.host("nft list chain inet pont input"),
+            ["iifname @internal_bridges counter", " drop"],
+        ),
+        _ => (
+            lab.host("iptables-save -c -t filter"),
+            ["-A PONT-INPUT -i ", "-j DROP"],
+        ),
+    };
+    let line = listing
+        .lines()
+        .find(|l| {
+            wanted.iter().all(|w| l.contains(w))
+                && (lab.backend == "nftables" || l.contains(bridge))
+        })
+        .unwrap_or_else(|| panic!("no drop rule for {bridge}:\n{listing}"));
+    // nft: "... counter packets N bytes M drop"; iptables-save -c: "[N:M] -A ..."
+    let n = match line.split_once("packets ") {
+        Some((_, rest)) => rest.split(' ').next(),
+        None => line.trim_start_matches('[').split(':').next(),
+    };
+    n.and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no counter in `{line}`"))
+}
+
+/// Making and removing another network changes only that network's rules:
+/// the counters of every other rule keep counting (a full rewrite would
+/// reset them, and its cost would grow with the number of networks).
+fn network_changes_touch_only_their_own_rules(backend: &'static str) {
+    let lab = Lab::host_only(backend);
+    lab.network("vault", "10.87.9.0/24", &["--internal"]);
+    lab.idle("i", "vault");
+    let bridge = json(&lab.pont_ok(&["network", "inspect", "vault"]))["bridge"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = lab.in_container(
+        "i",
+        &["ping", "-n", "-q", "-c2", "-i0.2", "-W0.3", "10.87.9.1"],
+    );
+    assert!(
+        !out.status.success(),
+        "{backend}: the gateway answered an internal container"
+    );
+    let dropped = internal_input_drops(&lab, &bridge);
+    assert!(dropped >= 2, "{backend}: {dropped} packets counted");
+    lab.network("other", "10.87.10.0/24", &[]);
+    lab.network(
+        "more",
+        "10.87.11.0/24",
+        &["--internal", "--opt", "icc=false"],
+    );
+    lab.pont_ok(&["network", "rm", "other", "more"]);
+    assert_eq!(
+        internal_input_drops(&lab, &bridge),
+        dropped,
+        "{backend}: counters reset"
+    );
+}
+
 on_both_backends!(
     reload_rebuilds_exactly_the_rules,
     any_command_notices_a_flush,
     teardown_after_a_flush_is_quiet_and_complete,
     show_labels_every_group,
     create_then_remove_leaves_rules_as_before,
+    network_changes_touch_only_their_own_rules,
 );

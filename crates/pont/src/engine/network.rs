@@ -35,12 +35,16 @@ impl Engine {
         req: &NetworkCreate,
     ) -> Result<NetworkRecord, EngineError> {
         let net = self.plan_network(req)?;
+        let rules_before = self.planned_rules()?;
         let mut nl = Netlink::open()?;
         let bridge_index = make_bridge(&mut nl, &net)?;
         let commit = || -> Result<(), EngineError> {
             self.store.save_network(lock, &net)?;
             host::enable_ipv4_forwarding()?;
-            self.sync_firewall(lock)
+            // Only the new network's elements (nftables) or rules (iptables):
+            // the work does not grow with the networks already there, and the
+            // other rules keep their counters.
+            self.sync_firewall_if_changed(lock, &rules_before)
         };
         if let Err(err) = commit() {
             let undo = self
@@ -127,12 +131,13 @@ impl Engine {
     /// Remove a network that no container uses: its bridge, rules and record.
     pub fn remove_network(&self, lock: &Lock, name: &str) -> Result<(), EngineError> {
         let net = self.check_removable(name)?;
+        let rules_before = self.planned_rules()?;
         let mut nl = Netlink::open()?;
         if let Some(link) = nl.link_by_name(&net.bridge)? {
             nl.delete_link(link.index)?;
         }
         self.store.remove_network(lock, name)?;
-        self.sync_firewall(lock)
+        self.sync_firewall_if_changed(lock, &rules_before)
     }
 
     /// The network, if it exists and no container holds an endpoint on it.
