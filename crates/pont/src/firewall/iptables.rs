@@ -193,8 +193,10 @@ pub fn is_installed(rules: &RuleSet) -> Result<bool, FirewallError> {
     Ok(jumps && nets)
 }
 
+/// `iptables-save` takes no `-w` (1.8.9 refuses it): reading needs no xtables
+/// lock, and trying `-w` first cost a failed process on every save.
 fn save() -> Result<String, FirewallError> {
-    tool::run("iptables-save", &["-w"], "").or_else(|_| tool::run("iptables-save", &[], ""))
+    tool::run("iptables-save", &[], "")
 }
 
 /// The batch that makes pont's chains exactly `rules`, given what `iptables-save` shows.
