@@ -173,9 +173,15 @@ impl Lab {
         self.ip(name)
     }
 
-    /// The container's first IPv4 address, without the prefix length ("" if none).
+    /// The container's first IPv4 address, without the prefix length ("" if
+    /// none). Notes its pid too, saving the probes an inspect.
     pub fn ip(&self, name: &str) -> String {
         let doc = self.inspect(name);
+        if let Some(pid) = doc["pid"].as_i64() {
+            self.pids
+                .borrow_mut()
+                .insert(name.to_string(), pid.to_string());
+        }
         let nets = doc["networks"].as_object().cloned().unwrap_or_default();
         nets.values()
             .find_map(|n| n["ipv4"].as_str())
