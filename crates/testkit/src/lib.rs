@@ -51,6 +51,16 @@ pub use spawned::Spawned;
 pub use topology::Ns;
 pub use udp::{udp_client_argv, UDP_ECHO};
 
+/// The system's Python: a `python3` earlier on PATH may be a version manager's
+/// shim that costs a few hundred milliseconds per start.
+pub fn python() -> &'static str {
+    if std::path::Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
+}
+
 /// Panics unless the process runs with effective uid 0: the tests that call
 /// it create network namespaces, and must fail, not silently pass, without root.
 pub fn require_root() {

@@ -108,7 +108,15 @@ impl Sandbox {
         let (ip, port) = (sock.ip().to_string(), sock.port().to_string());
         let secs = secs_text(timeout);
         let argv = [
-            "timeout", &secs, "python3", "-c", TCP_CLIENT, &ip, &port, &secs, data,
+            "timeout",
+            &secs,
+            crate::python(),
+            "-c",
+            TCP_CLIENT,
+            &ip,
+            &port,
+            &secs,
+            data,
         ];
         let out = self.run_in(ns, &argv);
         out.status
@@ -123,7 +131,10 @@ impl Sandbox {
     pub fn spawn_peer_reporter(&self, ns: Ns, bind: &str) -> Spawned<'_> {
         let sock = parse_addr(bind);
         let (ip, port) = (sock.ip().to_string(), sock.port().to_string());
-        let mut server = self.spawn_in(ns, &["python3", "-u", "-c", PEER_REPORTER, &ip, &port]);
+        let mut server = self.spawn_in(
+            ns,
+            &[crate::python(), "-u", "-c", PEER_REPORTER, &ip, &port],
+        );
         if !server.wait_for_stdout("listening\n", Duration::from_secs(10)) {
             panic!(
                 "peer reporter on {bind} in {ns:?} did not start: {}",

@@ -88,7 +88,7 @@ impl Sandbox {
             Err(e) => panic!("{bind:?} is not IP:PORT: {e}"),
         };
         let (ip, port) = (sock.ip().to_string(), sock.port().to_string());
-        let mut server = self.spawn_in(ns, &["python3", "-u", "-c", UDP_ECHO, &ip, &port]);
+        let mut server = self.spawn_in(ns, &[crate::python(), "-u", "-c", UDP_ECHO, &ip, &port]);
         if !server.wait_for_stdout("listening\n", Duration::from_secs(10)) {
             panic!(
                 "UDP echo on {bind} in {ns:?} did not start: {}",
