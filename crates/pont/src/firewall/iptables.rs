@@ -30,6 +30,10 @@ const CHAINS: [(&str, &str); 6] = [
     ("nat", "PONT-POSTROUTING"),
 ];
 const TABLES: [&str; 3] = ["raw", "filter", "nat"];
+/// Chains whose rules of different networks must come in a set order (see
+/// [`rules_of`]): drops of internal networks before any network's returns,
+/// masquerade exemptions for traffic into any bridge before the masquerades.
+const ORDERED: [(&str, &str); 2] = [("filter", "PONT-FORWARD"), ("nat", "PONT-POSTROUTING")];
 const EB_CHAIN: &str = "PONT-ISOLATE";
 
 /// A jump from a built-in chain: (table, built-in chain, match, pont chain, insert first?).
@@ -83,27 +87,15 @@ pub fn apply(rules: &RuleSet) -> Result<(), FirewallError> {
     apply_ebtables(rules)
 }
 
-/// Delete the rules that went away and append the new ones; every group of
-/// rules is keyed by its own bridge or port, so their order across groups
-/// does not matter.
+/// Delete the rules that went away and append the new ones. Most chains
+/// hold only groups keyed by their own bridge or port, whose order does not
+/// matter; the [`ORDERED`] chains are rewritten whole when they differ
+/// (they change only with the networks, never with a port mapping).
 pub fn apply_change(before: &RuleSet, after: &RuleSet) -> Result<(), FirewallError> {
     if before.is_empty() || after.is_empty() {
         return apply(after);
     }
-    let (old, new) = (rules_of(before), rules_of(after));
-    let mut b = String::new();
-    for table in TABLES {
-        let mut body = String::new();
-        for r in old.iter().filter(|r| r.table == table && !new.contains(r)) {
-            writeln!(body, "-D {} {}", r.chain, r.spec).unwrap();
-        }
-        for r in new.iter().filter(|r| r.table == table && !old.contains(r)) {
-            writeln!(body, "-A {} {}", r.chain, r.spec).unwrap();
-        }
-        if !body.is_empty() {
-            writeln!(b, "*{table}\n{body}COMMIT").unwrap();
-        }
-    }
+    let b = render_change(&rules_of(before), &rules_of(after));
     if !b.is_empty() {
         tool::run("iptables-restore", &["-w", "--noflush"], &b)?;
     }
@@ -111,6 +103,41 @@ pub fn apply_change(before: &RuleSet, after: &RuleSet) -> Result<(), FirewallErr
         apply_ebtables(after)?;
     }
     Ok(())
+}
+
+fn render_change(old: &[Rule], new: &[Rule]) -> String {
+    let in_chain = |rules: &[Rule], chain: &str| -> Vec<String> {
+        let of_chain = rules.iter().filter(|r| r.chain == chain);
+        of_chain.map(|r| r.spec.clone()).collect()
+    };
+    let mut b = String::new();
+    for table in TABLES {
+        let mut body = String::new();
+        for (_, chain) in ORDERED.iter().filter(|(t, _)| *t == table) {
+            let now = in_chain(new, chain);
+            if in_chain(old, chain) != now {
+                writeln!(body, "-F {chain}").unwrap();
+                for spec in now {
+                    writeln!(body, "-A {chain} {spec}").unwrap();
+                }
+            }
+        }
+        let unordered = |r: &&Rule| r.table == table && !is_ordered(r.chain);
+        for r in old.iter().filter(unordered).filter(|r| !new.contains(r)) {
+            writeln!(body, "-D {} {}", r.chain, r.spec).unwrap();
+        }
+        for r in new.iter().filter(unordered).filter(|r| !old.contains(r)) {
+            writeln!(body, "-A {} {}", r.chain, r.spec).unwrap();
+        }
+        if !body.is_empty() {
+            writeln!(b, "*{table}\n{body}COMMIT").unwrap();
+        }
+    }
+    b
+}
+
+fn is_ordered(chain: &str) -> bool {
+    ORDERED.iter().any(|(_, c)| *c == chain)
 }
 
 pub fn remove_all() -> Result<(), FirewallError> {
@@ -232,10 +259,31 @@ fn render(rules: &RuleSet, current: &str) -> String {
     b
 }
 
+/// pont's rules in the order they are written. Within PONT-FORWARD, every
+/// internal network's drop comes before any network's returns (else a DNATed
+/// packet from an internal network would be let into another bridge); within
+/// PONT-POSTROUTING, the hairpin masquerades, then one return per bridge (no
+/// other masquerade into a pont bridge: a container of another network keeps
+/// its address), then the outbound masquerades.
 fn rules_of(rules: &RuleSet) -> Vec<Rule> {
     let mut out = Vec::new();
     let mut add = |table, chain, spec: String| out.push(Rule { table, chain, spec });
     add("filter", "PONT-FORWARD", format!("-j {USER_CHAIN}"));
+    for net in rules.networks.iter().filter(|n| n.internal) {
+        let (br, c) = (&net.bridge, comment(&net.name, "network"));
+        // Out of an internal network: nowhere else, and not to the host.
+        add(
+            "filter",
+            "PONT-FORWARD",
+            format!("-i {br} ! -o {br} {c} -j DROP"),
+        );
+        add(
+            "filter",
+            "PONT-INPUT",
+            format!("-i {br} -m conntrack --ctstate RELATED,ESTABLISHED {c} -j RETURN"),
+        );
+        add("filter", "PONT-INPUT", format!("-i {br} {c} -j DROP"));
+    }
     for net in &rules.networks {
         let (br, c) = (&net.bridge, comment(&net.name, "network"));
         // A container must not reach the host's loopback services through the
@@ -263,26 +311,10 @@ fn rules_of(rules: &RuleSet) -> Vec<Rule> {
             format!("-i {br} -o {br} {c} -j {same}"),
         );
         add("filter", "PONT-FORWARD", format!("-o {br} {c} -j DROP"));
-        if net.internal {
-            // Out of an internal network: nowhere else, and not to the host.
-            add("filter", "PONT-FORWARD", format!("-i {br} {c} -j DROP"));
-            add(
-                "filter",
-                "PONT-INPUT",
-                format!("-i {br} -m conntrack --ctstate RELATED,ESTABLISHED {c} -j RETURN"),
-            );
-            add("filter", "PONT-INPUT", format!("-i {br} {c} -j DROP"));
-        }
         add("filter", "PONT-ACCEPT", format!("-o {br} {c} -j ACCEPT"));
         add("filter", "PONT-ACCEPT", format!("-i {br} {c} -j ACCEPT"));
-        if net.masquerade() {
-            add(
-                "nat",
-                "PONT-POSTROUTING",
-                format!("-s {} ! -o {br} {c} -j MASQUERADE", net.subnet),
-            );
-        }
-        // Hairpin: a container reaching a published port of its own network.
+        // Hairpin (a container reaching a published port of its own network)
+        // and host clients of 127.0.0.1 mappings: answered through the host.
         let s = net.subnet;
         add(
             "nat",
@@ -293,6 +325,22 @@ fn rules_of(rules: &RuleSet) -> Vec<Rule> {
             "nat",
             "PONT-POSTROUTING",
             format!("-s 127.0.0.0/8 -o {br} -m conntrack --ctstate DNAT {c} -j MASQUERADE"),
+        );
+    }
+    for net in &rules.networks {
+        let c = comment(&net.name, "network");
+        add(
+            "nat",
+            "PONT-POSTROUTING",
+            format!("-o {} {c} -j RETURN", net.bridge),
+        );
+    }
+    for net in rules.networks.iter().filter(|n| n.masquerade()) {
+        let c = comment(&net.name, "network");
+        add(
+            "nat",
+            "PONT-POSTROUTING",
+            format!("-s {} {c} -j MASQUERADE", net.subnet),
         );
     }
     for m in &rules.mappings {

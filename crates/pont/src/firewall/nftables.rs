@@ -70,7 +70,7 @@ const SETS: [(&str, &str); 7] = [
     ),
 ];
 
-const STATIC_RULES: [(&str, &str); 18] = [
+const STATIC_RULES: [(&str, &str); 19] = [
     // A container must not reach the host's loopback services through the
     // route_localnet that its bridge has (for 127.0.0.1 port mappings).
     ("guard", "iifname @bridges ip daddr 127.0.0.0/8 counter drop"),
@@ -83,14 +83,19 @@ const STATIC_RULES: [(&str, &str); 18] = [
     ("output", "meta l4proto { tcp, udp, sctp } fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @dnat_ranges"),
     // The admin decides first: accept there skips pont's drops, drop is final.
     ("forward", "jump user"),
-    ("forward", "oifname @bridges jump to_bridge"),
+    // Before the accepts into bridges, or a DNATed packet from an internal
+    // network would be let into another network's bridge.
     ("forward", "iifname @internal_bridges jump from_internal"),
+    ("forward", "oifname @bridges jump to_bridge"),
     // Into a container: replies, published ports, its own network (if icc), nothing else.
     ("to_bridge", "ct state established,related accept"),
     ("to_bridge", "ct status dnat accept"),
     ("to_bridge", "iifname . oifname @icc_pairs accept"),
     ("to_bridge", "counter drop"),
-    // Out of an internal network: nowhere, not even by a route a container set itself.
+    // Out of an internal network: nowhere, not even by a route a container set
+    // itself or through a published port. Traffic within its own bridge
+    // (which br_netfilter shows here) goes on to to_bridge.
+    ("from_internal", "iifname . oifname @icc_pairs return"),
     ("from_internal", "counter drop"),
     // The host's own addresses are not reachable from internal networks.
     ("input", "iifname @internal_bridges ct state established,related accept"),

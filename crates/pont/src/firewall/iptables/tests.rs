@@ -106,3 +106,45 @@ fn ebtables_rules_are_shown_under_their_network() {
     );
     assert_eq!(show_ebtables("*filter\n:FORWARD ACCEPT\n", &rules), "");
 }
+
+/// Regression (ports_reach): a network added later must still have its
+/// internal drop before every other network's returns, and its masquerade
+/// exemption before every masquerade, so the ordered chains are rewritten.
+#[test]
+fn a_new_network_rewrites_the_ordered_chains_in_order() {
+    let after = with_mappings();
+    let mut before = after.clone();
+    before.networks.remove(1);
+    let batch = render_change(&rules_of(&before), &rules_of(&after));
+    let lines: Vec<&str> = batch.lines().collect();
+    let at = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle:?} not in:\n{batch}"))
+    };
+    assert!(at("-F PONT-FORWARD") < at("-A PONT-FORWARD -j PONT-USER"));
+    assert_eq!(
+        at("-A PONT-FORWARD -i br-ba9876543210 ! -o br-ba9876543210"),
+        at("-A PONT-FORWARD -j PONT-USER") + 1,
+        "{batch}"
+    );
+    assert!(at("-F PONT-POSTROUTING") < at("-A PONT-POSTROUTING -o br-ba9876543210"));
+    assert!(
+        at("-A PONT-POSTROUTING -o br-ba9876543210") < at("-A PONT-POSTROUTING -s 10.77.1.0/24 -m"),
+        "{batch}"
+    );
+}
+
+#[test]
+fn a_mapping_change_leaves_the_ordered_chains_alone() {
+    let before = with_mappings();
+    let mut after = before.clone();
+    after.mappings.remove(0);
+    let batch = render_change(&rules_of(&before), &rules_of(&after));
+    assert_eq!(
+        batch,
+        "*nat\n-D PONT-DNAT -p tcp -m tcp --dport 8080 -m comment --comment \"container api\" \
+         -j DNAT --to-destination 10.77.1.2:80\nCOMMIT\n"
+    );
+}
