@@ -76,8 +76,11 @@ pub fn assert_rules_in(sb: &Sandbox, backend: Backend) {
 /// datagram is logged as "tcp|udp PORT IP SPORT" (for `pont logs`).
 const SERVER: &str = r#"
 import select, socket, sys, threading
+lock = threading.Lock()
 def log(*words):
-    print(*words, flush=True)
+    with lock:
+        sys.stdout.write(" ".join(map(str, words)) + "\n")
+        sys.stdout.flush()
 def serve(conn, peer, port):
     log("tcp", port, peer[0], peer[1])
     try:
@@ -360,6 +363,50 @@ pub fn timed_pont(sb: &Sandbox, args: &[&str]) -> Duration {
     let start = Instant::now();
     sb.pont_ok(args);
     start.elapsed()
+}
+
+/// Waits until the kernel has removed the veths of containers that are gone
+/// (it does so in the background, after their namespace goes): only running
+/// containers keep one.
+pub fn wait_veths_gone(sb: &Sandbox) {
+    let running = sb.pont_ok(&["ps", "-q"]).lines().count();
+    let veths = || {
+        let links = sb.run_ok(Ns::Host, &["ip", "-o", "link", "show", "type", "veth"]);
+        links.lines().filter(|l| !l.contains(" uplink0")).count()
+    };
+    let settled = testkit::wait_until(Duration::from_secs(10), || veths() == running);
+    assert!(
+        settled,
+        "{} veths for {running} running containers",
+        veths()
+    );
+}
+
+/// A host snapshot without what follows a bridge's carrier, which pont does
+/// not set: a bridge has carrier until its last port goes, and the kernel
+/// reports the change up to a second later (linkwatch).
+pub fn host_state(sb: &Sandbox) -> String {
+    let snapshot = sb.host_snapshot();
+    let lines = snapshot.lines().map(|l| {
+        l.replace("NO-CARRIER,", "")
+            .replace(",LOWER_UP", "")
+            .replace(" linkdown", "")
+    });
+    lines.map(|l| l + "\n").collect()
+}
+
+/// Panics, showing only the lines that differ, unless two host states are equal.
+pub fn assert_same_host(before: &str, after: &str, what: &str) {
+    if before == after {
+        return;
+    }
+    let gone: Vec<&str> = before.lines().filter(|l| !after.contains(l)).collect();
+    let new: Vec<&str> = after.lines().filter(|l| !before.contains(l)).collect();
+    panic!(
+        "{what}: the host changed\n--- gone:\n{}\n--- new:\n{}",
+        gone.join("\n"),
+        new.join("\n")
+    );
 }
 
 /// A sysctl's value in a namespace, by its /proc/sys path under net/.
