@@ -119,13 +119,15 @@ pub enum PortAction {
     /// Publish ports of a running container, at once.
     Add {
         name: String,
-        #[arg(required = true, value_name = "SPEC")]
+        // Hyphen values: a spec such as "-1:80" is bad input for pont to name,
+        // not an unknown option for clap.
+        #[arg(required = true, value_name = "SPEC", allow_hyphen_values = true)]
         specs: Vec<String>,
     },
     /// Unpublish ports of a running container, at once.
     Rm {
         name: String,
-        #[arg(required = true, value_name = "SPEC")]
+        #[arg(required = true, value_name = "SPEC", allow_hyphen_values = true)]
         specs: Vec<String>,
     },
 }

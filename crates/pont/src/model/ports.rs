@@ -163,6 +163,12 @@ impl FromStr for PortSpec {
                 "a host address needs a host port part (use IP::PORT to pick one)".into(),
             ));
         }
+        if let Some(addr) = host.filter(|h| h.parse::<IpAddr>().is_ok()) {
+            return Err(fail(format!(
+                "'{addr}' is an address, not a host port \
+                 (HOST_IP:HOST_PORT:CONTAINER_PORT, or HOST_IP::CONTAINER_PORT to pick one)"
+            )));
+        }
         let container_ports = parse_range(container, "container").map_err(fail)?;
         let host_ports = host
             .map(|h| parse_range(h, "host"))
@@ -225,6 +231,10 @@ fn split_host_ip(s: &str) -> Result<(Option<IpAddr>, &str), String> {
 
 fn parse_range(s: &str, side: &str) -> Result<PortRange, String> {
     let (a, b) = s.split_once('-').unwrap_or((s, s));
+    // "-1", "80-", "8080--8081": a half is empty; name the whole value.
+    if a.is_empty() || b.is_empty() || b.contains('-') {
+        return Err(format!("{side} port '{s}' is not a number"));
+    }
     let start = parse_port(a, side)?;
     let end = parse_port(b, side)?;
     if end < start {
@@ -288,7 +298,14 @@ mod tests {
             err("70000:80"),
             "invalid port spec '70000:80': host port 70000 is above 65535"
         );
-        assert!(err("-1:80").contains("not a number"));
+        assert_eq!(
+            err("-1:80"),
+            "invalid port spec '-1:80': host port '-1' is not a number"
+        );
+        assert!(err("80:-5").contains("container port '-5' is not a number"));
+        assert!(err("80-:80").contains("host port '80-' is not a number"));
+        assert!(err("1-2-3:80").contains("host port '1-2-3' is not a number"));
+        assert!(err("1.2.3.4:80").contains("'1.2.3.4' is an address, not a host port"));
         assert!(err("abc").contains("container port 'abc' is not a number"));
         assert!(err("90-80:90-80").contains("reversed"));
         assert!(err("8000-8001:80").contains("differ in length"));

@@ -83,11 +83,11 @@ impl Runtime {
         if specs.is_empty() {
             return Ok(vec![]);
         }
-        if !matches!(rec.net_mode, NetMode::Bridge(_)) {
+        let NetMode::Bridge(_) = &rec.net_mode else {
             return Err(RuntimeError::Invalid(
                 "published ports need a bridge network, not --network none or host".into(),
             ));
-        }
+        };
         let mut taken: Vec<(String, PortMapping)> = self
             .engine
             .store()
@@ -147,19 +147,27 @@ pub(super) fn spec_of(m: &PortMapping) -> PortSpec {
     }
 }
 
+/// The spec as a user would write it again (IPv6 in brackets).
 fn describe(spec: &PortSpec) -> String {
     let host = match (spec.host_ip, spec.host_ports) {
-        (Some(ip), Some(p)) => format!("{ip}:{p}:"),
+        (Some(ip), Some(p)) => format!("{}:{p}:", ip_text(ip)),
         (None, Some(p)) => format!("{p}:"),
-        (Some(ip), None) => format!("{ip}::"),
+        (Some(ip), None) => format!("{}::", ip_text(ip)),
         (None, None) => String::new(),
     };
     format!("{host}{}/{}", spec.container_ports, spec.protocol)
 }
 
 fn describe_host(m: &PortMapping) -> String {
-    let ip = m.host_ip.map_or("0.0.0.0".to_string(), |ip| ip.to_string());
+    let ip = m.host_ip.map_or("0.0.0.0".to_string(), ip_text);
     format!("{ip}:{}/{}", m.host_ports, m.protocol)
+}
+
+fn ip_text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V6(v6) => format!("[{v6}]"),
+        IpAddr::V4(v4) => v4.to_string(),
+    }
 }
 
 fn host_addresses() -> Result<BTreeSet<IpAddr>, RuntimeError> {
@@ -179,6 +187,7 @@ fn check_host_ip(
     match ip {
         None => Ok(None),
         Some(ip) if ip.is_unspecified() && ip.is_ipv4() => Ok(None),
+        // Served by the IPv6 issue; parsed now so the syntax is settled.
         Some(IpAddr::V6(v6)) => Err(RuntimeError::Invalid(format!(
             "host address {v6} in '{}': IPv6 port publishing is not supported yet",
             describe(spec)
