@@ -83,11 +83,18 @@ impl Runtime {
         if specs.is_empty() {
             return Ok(vec![]);
         }
-        let NetMode::Bridge(_) = &rec.net_mode else {
+        let NetMode::Bridge(network) = &rec.net_mode else {
             return Err(RuntimeError::Invalid(
                 "published ports need a bridge network, not --network none or host".into(),
             ));
         };
+        // The firewall lets nothing out of an internal network, replies
+        // included: a published port would let packets in and none back.
+        if self.engine.network(network)?.internal {
+            return Err(RuntimeError::Invalid(format!(
+                "network {network} is internal (no way out): its containers cannot publish ports"
+            )));
+        }
         let mut taken: Vec<(String, PortMapping)> = self
             .engine
             .store()
