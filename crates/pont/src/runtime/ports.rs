@@ -31,22 +31,25 @@ impl Runtime {
         Ok(added)
     }
 
-    /// `pont port rm`: unpublish ports of a running container, at once; UDP
-    /// flows to the old target are forgotten so clients reach a new one.
+    /// `pont port rm`: unpublish ports of a running container, at once. Each
+    /// spec removes every mapping it matches. UDP flows to the old target are
+    /// forgotten so clients reach a new one.
     pub fn port_rm(&self, key: &str, specs: &[PortSpec]) -> Result<Vec<PortMapping>, RuntimeError> {
         let lock = self.engine.store().lock()?;
         self.reconcile(&lock)?;
         let mut rec = self.running(key)?;
         let mut removed = Vec::new();
         for spec in specs {
-            let Some(pos) = rec.ports.iter().position(|m| m.matches(spec)) else {
+            let (gone, kept) = rec.ports.into_iter().partition(|m| m.matches(spec));
+            rec.ports = kept;
+            if gone.is_empty() {
                 return Err(RuntimeError::Invalid(format!(
                     "container {} has no published port matching '{}'",
                     rec.name,
                     describe(spec)
                 )));
-            };
-            removed.push(rec.ports.remove(pos));
+            }
+            removed.extend(gone);
         }
         let before = self.engine.planned_rules()?;
         let saved = self

@@ -1,0 +1,178 @@
+//! Issue 4, behaviour 6: `port add` and `port rm` on a running container take
+//! effect at once and leave its other connections alone; when a UDP mapping
+//! goes, a client that keeps sending reaches the new container within a
+//! second.
+
+mod common;
+#[macro_use]
+mod ports_support;
+
+use std::time::{Duration, Instant};
+
+use ports_support::*;
+use Src::Ns as At;
+
+/// A long-lived TCP client: connects, reads the greeting, then every 20 ms
+/// sends a numbered line and checks the echo. Prints "up" once connected
+/// and each number echoed; prints "broken: WHY" and exits 1 on any failure.
+const TCP_TALKER: &str = r#"
+import socket, sys, time
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+f = c.makefile("rb")
+f.readline()
+print("up", flush=True)
+n = 0
+while True:
+    n += 1
+    try:
+        c.sendall(b"%d\n" % n)
+        if f.readline() != b"%d\n" % n:
+            raise OSError("wrong or no echo")
+    except OSError as e:
+        print("broken:", e, flush=True)
+        sys.exit(1)
+    print(n, flush=True)
+    time.sleep(0.02)
+"#;
+
+/// A UDP client on one socket (one flow): every 20 ms a datagram; prints
+/// each answer's count, and never stops sending, answered or not.
+const UDP_TALKER: &str = r#"
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(0.02)
+n = 0
+while True:
+    s.sendto(b"x", (sys.argv[1], int(sys.argv[2])))
+    try:
+        s.recv(100)
+        n += 1
+        print(n, flush=True)
+    except OSError:
+        time.sleep(0.02)
+"#;
+
+/// The last number a talker printed (0 before any).
+fn progress(talker: &testkit::Spawned<'_>) -> u64 {
+    let out = talker.stdout();
+    out.lines().rev().find_map(|l| l.parse().ok()).unwrap_or(0)
+}
+
+/// Waits until the talker is `more` exchanges further than now.
+fn assert_advances(talker: &mut testkit::Spawned<'_>, more: u64, what: &str) {
+    let from = progress(talker);
+    let moved = testkit::wait_until(Duration::from_secs(10), || progress(talker) >= from + more);
+    assert!(
+        moved && talker.try_wait().is_none(),
+        "{what}: stuck at {} (from {from}): {}{}",
+        progress(talker),
+        talker.stdout().lines().last().unwrap_or(""),
+        talker.stderr()
+    );
+}
+
+fn add_rm_keeps_other_connections(backend: Backend) {
+    let sb = lab(backend);
+    sb.pont_ok(&["network", "create", "web", "--subnet", "10.66.10.0/24"]);
+    let publish = ["-p", "8081:81", "-p", "8082:82/udp"];
+    run_server(&sb, "srv", "web", &[80, 81, 82], &publish);
+    assert_rules_in(&sb, backend);
+    // Long-lived flows through the other mappings: from the LAN, from the
+    // host through loopback, and one UDP flow.
+    let mut lan = sb.spawn_in(
+        Ns::Neighbour,
+        &["python3", "-u", "-c", TCP_TALKER, "192.0.2.2", "8081"],
+    );
+    let mut host = sb.spawn_in(
+        Ns::Host,
+        &["python3", "-u", "-c", TCP_TALKER, "127.0.0.1", "8081"],
+    );
+    let mut udp = sb.spawn_in(
+        Ns::Neighbour,
+        &["python3", "-u", "-c", UDP_TALKER, "192.0.2.2", "8082"],
+    );
+    for (talker, what) in [(&mut lan, "lan"), (&mut host, "host"), (&mut udp, "udp")] {
+        assert_advances(talker, 3, what);
+    }
+
+    let start = Instant::now();
+    let added = sb.pont_ok(&["port", "add", "srv", "9090:80", "9091:80", "9090:80/udp"]);
+    let add_time = start.elapsed();
+    assert_eq!(
+        added,
+        "80/tcp -> 0.0.0.0:9090\n80/tcp -> 0.0.0.0:9091\n80/udp -> 0.0.0.0:9090\n"
+    );
+    let ps = sb.pont_ok(&["ps"]);
+    assert!(ps.contains("0.0.0.0:8081->81/tcp"), "{ps}");
+    assert!(ps.contains("0.0.0.0:9090->80/udp"), "{ps}");
+    // At once: the first probe after the command returns gets through.
+    let now_open = [
+        Case {
+            from: At(Ns::Neighbour),
+            proto: "tcp",
+            addr: "192.0.2.2:9090",
+            expect: Some("192.0.2.3"),
+        },
+        Case {
+            from: At(Ns::Neighbour),
+            proto: "tcp",
+            addr: "192.0.2.2:9091",
+            expect: Some("192.0.2.3"),
+        },
+        Case {
+            from: At(Ns::Neighbour),
+            proto: "udp",
+            addr: "192.0.2.2:9090",
+            expect: Some("192.0.2.3"),
+        },
+    ];
+    check_cases(&sb, "after port add", &now_open);
+    for (talker, what) in [(&mut lan, "lan"), (&mut host, "host"), (&mut udp, "udp")] {
+        assert_advances(talker, 3, &format!("{what} after port add"));
+    }
+
+    // One spec removes every mapping it matches: 80/tcp is both 9090 and 9091.
+    let start = Instant::now();
+    let removed = sb.pont_ok(&["port", "rm", "srv", "80", "9090:80/udp"]);
+    let rm_time = start.elapsed();
+    assert_eq!(
+        removed,
+        "80/tcp -> 0.0.0.0:9090\n80/tcp -> 0.0.0.0:9091\n80/udp -> 0.0.0.0:9090\n"
+    );
+    let now_closed = [
+        Case {
+            from: At(Ns::Neighbour),
+            proto: "tcp",
+            addr: "192.0.2.2:9090",
+            expect: None,
+        },
+        Case {
+            from: At(Ns::Neighbour),
+            proto: "tcp",
+            addr: "192.0.2.2:9091",
+            expect: None,
+        },
+        Case {
+            from: At(Ns::Neighbour),
+            proto: "udp",
+            addr: "192.0.2.2:9090",
+            expect: None,
+        },
+    ];
+    check_cases(&sb, "after port rm", &now_closed);
+    for (talker, what) in [(&mut lan, "lan"), (&mut host, "host"), (&mut udp, "udp")] {
+        assert_advances(talker, 3, &format!("{what} after port rm"));
+    }
+    assert_eq!(
+        sb.pont_ok(&["port", "srv"]),
+        "81/tcp -> 0.0.0.0:8081\n82/udp -> 0.0.0.0:8082\n"
+    );
+    eprintln!(
+        "{}: port add (3 mappings) {:?}, port rm {:?}",
+        backend.name(),
+        add_time,
+        rm_time
+    );
+}
+
+on_both_backends!(add_rm_keeps_other_connections);
