@@ -175,4 +175,56 @@ fn add_rm_keeps_other_connections(backend: Backend) {
     );
 }
 
-on_both_backends!(add_rm_keeps_other_connections);
+/// A container replaced by one that gets its address is reached at once,
+/// though the host has just been talking to the old one. (Another container
+/// keeps the bridge up: a bridge losing its last port flushes its neighbour
+/// entries, which would hide the stale one.)
+fn replaced_container_is_reached_at_once(backend: Backend) {
+    let sb = lab(backend);
+    sb.pont_ok(&["network", "create", "web", "--subnet", "10.66.14.0/24"]);
+    // The bridge's neighbour entries stay REACHABLE for 10 minutes, so a
+    // stale one surely outlives the replacement.
+    let bridge = bridge_of(&sb, "web");
+    let reachable = format!("net.ipv4.neigh.{bridge}.base_reachable_time_ms=600000");
+    sb.run_ok(Ns::Host, &["sysctl", "-qw", &reachable]);
+    run_idle(&sb, "keeper", "web");
+    run_server(&sb, "old", "web", &[80], &["-p", "8080:80"]);
+    let ip = ip_of(&sb, "old", "web");
+    assert_eq!(
+        seen(&sb, At(Ns::Neighbour), "tcp", "192.0.2.2:8080").as_deref(),
+        Some("192.0.2.3")
+    );
+    assert_eq!(
+        seen(&sb, At(Ns::Host), "tcp", "127.0.0.1:8080").as_deref(),
+        Some("10.66.14.1")
+    );
+    let neigh = sb.run_ok(Ns::Host, &["ip", "neigh", "show", &ip]);
+    assert!(
+        neigh.contains("REACHABLE"),
+        "the host has no fresh entry for {ip}: {neigh}"
+    );
+    let mac_of_container = |name| inspect(&sb, name)["networks"]["web"]["mac"].clone();
+    let old_mac = mac_of_container("old");
+    sb.pont_ok(&["rm", "-f", "old"]);
+    run_server(&sb, "new", "web", &[80], &["-p", "8080:80"]);
+    assert_eq!(
+        ip_of(&sb, "new", "web"),
+        ip,
+        "the new container got another address"
+    );
+    // The address's MAC stays: the host's entry for it is still right.
+    assert_eq!(mac_of_container("new"), old_mac);
+    assert_eq!(
+        seen(&sb, At(Ns::Neighbour), "tcp", "192.0.2.2:8080").as_deref(),
+        Some("192.0.2.3")
+    );
+    assert_eq!(
+        seen(&sb, At(Ns::Host), "tcp", &format!("{ip}:80")).as_deref(),
+        Some("10.66.14.1")
+    );
+}
+
+on_both_backends!(
+    add_rm_keeps_other_connections,
+    replaced_container_is_reached_at_once
+);

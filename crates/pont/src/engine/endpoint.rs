@@ -54,6 +54,8 @@ impl Engine {
         };
         let mac = match opts.mac {
             Some(mac) => mac,
+            None if !macs_in_use.contains(&mac_for(ipv4)) => mac_for(ipv4),
+            // Taken by another container's --mac: any free one will do.
             None => loop {
                 let mac = MacAddr::random();
                 if !macs_in_use.contains(&mac) {
@@ -150,7 +152,30 @@ fn set_loopback_up(nl: &mut Netlink) -> Result<(), EngineError> {
     Ok(())
 }
 
+/// The default MAC of an endpoint: 02:42 and the IPv4 address, as Docker
+/// gives. A container that gets a freed address thus gets the MAC that the
+/// host's (and its peers') neighbour entries for that address still hold; a
+/// fresh random MAC would leave them sending to the old container until the
+/// entries expire, tens of seconds (regression test: ports_live,
+/// replaced_container_is_reached_at_once).
+pub fn mac_for(ipv4: Ipv4Addr) -> MacAddr {
+    let [a, b, c, d] = ipv4.octets();
+    MacAddr([0x02, 0x42, a, b, c, d])
+}
+
 /// `veth` + 11 hex digits of the container id: 15 bytes, the kernel's limit (IFNAMSIZ - 1).
 pub fn host_ifname(container_id: &str) -> String {
     format!("veth{}", &container_id[..11])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_mac_is_local_unicast_and_follows_the_address() {
+        let mac = mac_for(Ipv4Addr::new(10, 66, 1, 2));
+        assert_eq!(mac.0, [0x02, 0x42, 10, 66, 1, 2]);
+        assert_eq!(mac.0[0] & 0x03, 0x02, "locally administered, unicast");
+    }
 }
