@@ -175,6 +175,60 @@ fn add_rm_keeps_other_connections(backend: Backend) {
     );
 }
 
+/// Waits until `name` logged a UDP datagram from the neighbour, after
+/// `seen_before` such lines; returns how long that took.
+fn first_new_datagram(sb: &Sandbox, name: &str, seen_before: usize) -> Option<Duration> {
+    let start = Instant::now();
+    let count = || {
+        let log = server_log(sb, name);
+        log.iter()
+            .filter(|l| l.starts_with("udp 53 192.0.2.3 "))
+            .count()
+    };
+    testkit::wait_until(Duration::from_secs(5), || count() > seen_before).then(|| start.elapsed())
+}
+
+fn udp_client_follows_the_port(backend: Backend) {
+    let sb = lab(backend);
+    sb.pont_ok(&["network", "create", "web", "--subnet", "10.66.11.0/24"]);
+    run_server(&sb, "a", "web", &[53], &["-p", "5353:53/udp"]);
+    let _client = sb.spawn_in(
+        Ns::Neighbour,
+        &["python3", "-u", "-c", UDP_TALKER, "192.0.2.2", "5353"],
+    );
+    assert!(
+        first_new_datagram(&sb, "a", 0).is_some(),
+        "a never got the client"
+    );
+
+    // Removed: a (still running) gets nothing more; the client keeps sending
+    // to a port nothing publishes.
+    sb.pont_ok(&["port", "rm", "a", "5353:53/udp"]);
+    let a_total = server_log(&sb, "a").len();
+    std::thread::sleep(Duration::from_millis(300));
+    let late = server_log(&sb, "a").len() - a_total;
+    assert!(late <= 1, "a still got {late} datagrams after port rm");
+
+    // Published on a new container: the client reaches it within a second.
+    run_server(&sb, "b", "web", &[53], &[]);
+    sb.pont_ok(&["port", "add", "b", "5353:53/udp"]);
+    let took = first_new_datagram(&sb, "b", 0).expect("the client never reached b");
+    assert!(took < Duration::from_secs(1), "b reached after {took:?}");
+
+    // The container replaced: b goes, c is run with the port.
+    sb.pont_ok(&["rm", "-f", "b"]);
+    run_server(&sb, "c", "web", &[53], &["-p", "5353:53/udp"]);
+    let took_run = first_new_datagram(&sb, "c", 0).expect("the client never reached c");
+    assert!(
+        took_run < Duration::from_secs(1),
+        "c reached after {took_run:?}"
+    );
+    eprintln!(
+        "{}: UDP client reached the new container {took:?} after port add, {took_run:?} after run -p was ready",
+        backend.name()
+    );
+}
+
 /// A container replaced by one that gets its address is reached at once,
 /// though the host has just been talking to the old one. (Another container
 /// keeps the bridge up: a bridge losing its last port flushes its neighbour
@@ -226,5 +280,6 @@ fn replaced_container_is_reached_at_once(backend: Backend) {
 
 on_both_backends!(
     add_rm_keeps_other_connections,
+    udp_client_follows_the_port,
     replaced_container_is_reached_at_once
 );

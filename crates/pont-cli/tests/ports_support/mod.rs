@@ -333,7 +333,7 @@ pub fn conntrack_lines(sb: &Sandbox) -> Vec<String> {
 
 /// Sockets listening (TCP) or bound (UDP) on `port` in the sandbox host.
 pub fn host_sockets_on(sb: &Sandbox, port: u16) -> Vec<String> {
-    let out = sb.run_ok(Ns::Host, &["ss", "-Htuan"]);
+    let out = sb.run_ok(Ns::Host, &["ss", "-Htuln"]);
     let suffix = format!(":{port}");
     out.lines()
         .filter(|l| {

@@ -1,32 +1,323 @@
-//! Forgetting connection-tracking entries whose translation went stale.
+//! Forgetting connection-tracking entries that a mapping change made stale,
+//! with the `conntrack` tool (conntrack-tools).
+//!
+//! A NAT decision is taken once per flow and kept in its conntrack entry, so
+//! rules alone do not act on flows that already exist:
+//! - after a mapping is removed (or its container exits), its translated
+//!   flows would go on reaching the old target: an established TCP
+//!   connection through a removed port, a UDP client that keeps sending;
+//! - after a port is published, a UDP client that kept sending while it was
+//!   not has an untranslated entry (to the host itself) that each datagram
+//!   refreshes, so it would never reach the new container.
+//!
+//! Each operation lists the entries once (`conntrack -L`), picks the stale
+//! ones here (pure, so the choice is unit-tested) and deletes them with one
+//! filtered `conntrack -D` per distinct flow key.
 
-use std::net::Ipv4Addr;
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Command, Stdio};
 
-use crate::model::PortRange;
+use crate::model::{PortMapping, Protocol};
 
-/// Delete the UDP conntrack entries whose replies come from `target` (and, if
-/// given, from one of `ports`): the flows a removed mapping or a gone
-/// container was translating to. Best effort, by the `conntrack` tool; UDP
-/// has no connection to close, so without this a client that keeps sending
-/// would stay pinned to the old target until the entry timed out.
-pub fn forget_udp_to(target: Ipv4Addr, ports: Option<PortRange>) {
-    let ip = target.to_string();
-    let run = |port: Option<u16>| {
-        let mut cmd = Command::new("conntrack");
-        cmd.args(["-D", "-p", "udp", "--reply-src", &ip]);
-        if let Some(p) = port {
-            cmd.args(["--reply-port-src", &p.to_string()]);
+#[derive(Debug, thiserror::Error)]
+pub enum ConntrackError {
+    #[error("cannot run conntrack (install conntrack-tools): {source}")]
+    Spawn { source: std::io::Error },
+    #[error("conntrack {args} failed: {stderr}")]
+    Failed { args: String, stderr: String },
+}
+
+/// One tracked IPv4 flow: its original direction and where replies come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Flow {
+    pub protocol: Protocol,
+    pub orig_dst: Ipv4Addr,
+    pub orig_dport: u16,
+    pub reply_src: Ipv4Addr,
+    pub reply_sport: u16,
+}
+
+impl Flow {
+    /// Destination NAT changed where the flow goes.
+    fn translated(&self) -> bool {
+        (self.orig_dst, self.orig_dport) != (self.reply_src, self.reply_sport)
+    }
+}
+
+/// What one `conntrack -D` deletes: flows to `orig_dst:orig_dport`, and if
+/// `reply_from` is given, only those translated to that address and port.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Filter {
+    pub protocol: Protocol,
+    pub orig_dst: Ipv4Addr,
+    pub orig_dport: u16,
+    pub reply_from: Option<(Ipv4Addr, u16)>,
+}
+
+impl Filter {
+    fn args(&self) -> Vec<String> {
+        let mut args = vec![
+            "-D".to_string(),
+            "-p".into(),
+            self.protocol.as_str().into(),
+            "--orig-dst".into(),
+            self.orig_dst.to_string(),
+            "--orig-port-dst".into(),
+            self.orig_dport.to_string(),
+        ];
+        if let Some((ip, port)) = self.reply_from {
+            let reply = [
+                "--reply-src",
+                &ip.to_string(),
+                "--reply-port-src",
+                &port.to_string(),
+            ];
+            args.extend(reply.map(String::from));
+            args.push("--dst-nat".into());
         }
-        let _ = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        args
+    }
+}
+
+/// Deletes the flows that `mappings` translated to `target` (the mappings
+/// were removed, or their container is gone). Returns how many filters matched.
+pub fn forget_translated(
+    target: Ipv4Addr,
+    mappings: &[PortMapping],
+) -> Result<usize, ConntrackError> {
+    if mappings.is_empty() {
+        return Ok(0);
+    }
+    let flows = list(None)?;
+    delete(&translated_to(&flows, target, mappings))
+}
+
+/// Deletes the untranslated UDP flows to the host addresses and ports that
+/// `mappings` now publish, so their clients are translated afresh.
+pub fn forget_untranslated_udp(
+    mappings: &[PortMapping],
+    host_addrs: &BTreeSet<IpAddr>,
+) -> Result<usize, ConntrackError> {
+    if !mappings.iter().any(|m| m.protocol == Protocol::Udp) {
+        return Ok(0);
+    }
+    let flows = list(Some(Protocol::Udp))?;
+    delete(&untranslated_to_host(&flows, mappings, host_addrs))
+}
+
+/// Flows that one of `mappings` translated to `target`.
+pub fn translated_to(flows: &[Flow], target: Ipv4Addr, mappings: &[PortMapping]) -> Vec<Filter> {
+    let of_mapping = |f: &Flow, m: &PortMapping| {
+        f.protocol == m.protocol
+            && m.host_ports.contains(f.orig_dport)
+            && m.container_ports.contains(f.reply_sport)
+            && m.host_ip.is_none_or(|ip| ip == IpAddr::V4(f.orig_dst))
     };
-    match ports {
-        // One call per port for short ranges; a whole container address for long ones.
-        Some(r) if r.count() <= 16 => (r.start..=r.end).for_each(|p| run(Some(p))),
-        _ => run(None),
+    let stale = flows
+        .iter()
+        .filter(|f| f.translated() && f.reply_src == target)
+        .filter(|f| mappings.iter().any(|m| of_mapping(f, m)))
+        .map(|f| Filter {
+            protocol: f.protocol,
+            orig_dst: f.orig_dst,
+            orig_dport: f.orig_dport,
+            reply_from: Some((f.reply_src, f.reply_sport)),
+        });
+    stale.collect::<BTreeSet<_>>().into_iter().collect()
+}
+
+/// Untranslated UDP flows to the host itself on a port `mappings` publish.
+pub fn untranslated_to_host(
+    flows: &[Flow],
+    mappings: &[PortMapping],
+    host_addrs: &BTreeSet<IpAddr>,
+) -> Vec<Filter> {
+    let published = |f: &Flow, m: &PortMapping| {
+        f.protocol == m.protocol
+            && m.host_ports.contains(f.orig_dport)
+            && match m.host_ip {
+                Some(ip) => ip == IpAddr::V4(f.orig_dst),
+                None => host_addrs.contains(&IpAddr::V4(f.orig_dst)),
+            }
+    };
+    let stale = flows
+        .iter()
+        .filter(|f| f.protocol == Protocol::Udp && !f.translated())
+        .filter(|f| mappings.iter().any(|m| published(f, m)))
+        .map(|f| Filter {
+            protocol: f.protocol,
+            orig_dst: f.orig_dst,
+            orig_dport: f.orig_dport,
+            reply_from: None,
+        });
+    stale.collect::<BTreeSet<_>>().into_iter().collect()
+}
+
+/// `conntrack -L` lines, e.g.
+/// `udp 17 29 src=A dst=B sport=1 dport=2 [UNREPLIED] src=B dst=A sport=2 dport=1 mark=0 use=1`:
+/// the first src/dst/sport/dport are the original direction, the second the
+/// reply. Lines of other protocols (icmp) or without ports are skipped.
+pub fn parse_flows(listing: &str) -> Vec<Flow> {
+    listing.lines().filter_map(parse_flow).collect()
+}
+
+fn parse_flow(line: &str) -> Option<Flow> {
+    let mut words = line.split_whitespace();
+    let protocol = match words.next()? {
+        "tcp" => Protocol::Tcp,
+        "udp" => Protocol::Udp,
+        "sctp" => Protocol::Sctp,
+        _ => return None,
+    };
+    let (mut dst, mut src, mut sport, mut dport) = (vec![], vec![], vec![], vec![]);
+    for (key, value) in words.filter_map(|w| w.split_once('=')) {
+        match key {
+            "src" => src.push(value.parse::<Ipv4Addr>().ok()?),
+            "dst" => dst.push(value.parse::<Ipv4Addr>().ok()?),
+            "sport" => sport.push(value.parse::<u16>().ok()?),
+            "dport" => dport.push(value.parse::<u16>().ok()?),
+            _ => {}
+        }
+    }
+    Some(Flow {
+        protocol,
+        orig_dst: *dst.first()?,
+        orig_dport: *dport.first()?,
+        reply_src: *src.get(1)?,
+        reply_sport: *sport.get(1)?,
+    })
+}
+
+fn list(protocol: Option<Protocol>) -> Result<Vec<Flow>, ConntrackError> {
+    let mut args = vec!["-L".to_string()];
+    if let Some(p) = protocol {
+        args.extend(["-p".to_string(), p.as_str().to_string()]);
+    }
+    let (ok, stdout, stderr) = run(&args)?;
+    if !ok {
+        return Err(failed(&args, stderr));
+    }
+    Ok(parse_flows(&stdout))
+}
+
+fn delete(filters: &[Filter]) -> Result<usize, ConntrackError> {
+    for filter in filters {
+        let args = filter.args();
+        let (ok, _, stderr) = run(&args)?;
+        // Exit status 1 with "0 flow entries have been deleted": the flow
+        // ended between the listing and now, which is what was wanted.
+        if !ok && !stderr.contains(" 0 flow entries") {
+            return Err(failed(&args, stderr));
+        }
+    }
+    Ok(filters.len())
+}
+
+fn run(args: &[String]) -> Result<(bool, String, String), ConntrackError> {
+    let out = Command::new("conntrack")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| ConntrackError::Spawn { source })?;
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    Ok((out.status.success(), text(&out.stdout), text(&out.stderr)))
+}
+
+fn failed(args: &[String], stderr: String) -> ConntrackError {
+    ConntrackError::Failed {
+        args: args.join(" "),
+        stderr: stderr.trim().replace('\n', "; "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::PortRange;
+
+    const LISTING: &str = "\
+tcp      6 431999 ESTABLISHED src=192.0.2.3 dst=192.0.2.2 sport=40000 dport=8080 src=10.1.0.2 dst=192.0.2.3 sport=80 dport=40000 [ASSURED] mark=0 use=1
+tcp      6 117 TIME_WAIT src=10.1.0.9 dst=10.1.0.2 sport=40001 dport=80 src=10.1.0.2 dst=10.1.0.9 sport=80 dport=40001 [ASSURED] mark=0 use=1
+udp      17 29 src=192.0.2.3 dst=192.0.2.2 sport=5000 dport=5353 src=10.1.0.2 dst=192.0.2.3 sport=53 dport=5000 mark=0 use=1
+udp      17 29 src=192.0.2.3 dst=192.0.2.2 sport=5001 dport=5353 [UNREPLIED] src=192.0.2.2 dst=192.0.2.3 sport=5353 dport=5001 mark=0 use=1
+udp      17 29 src=10.1.0.2 dst=198.51.100.1 sport=5002 dport=5353 [UNREPLIED] src=198.51.100.1 dst=192.0.2.2 sport=5353 dport=5002 mark=0 use=1
+icmp     1 29 src=192.0.2.3 dst=192.0.2.2 type=8 code=0 id=7 src=192.0.2.2 dst=192.0.2.3 type=0 code=0 id=7 mark=0 use=1
+";
+
+    fn mapping(
+        host_ip: Option<&str>,
+        host: u16,
+        container: u16,
+        protocol: Protocol,
+    ) -> PortMapping {
+        PortMapping {
+            host_ip: host_ip.map(|ip| ip.parse().unwrap()),
+            host_ports: PortRange::single(host),
+            container_ports: PortRange::single(container),
+            protocol,
+        }
+    }
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn parses_both_directions_and_skips_icmp() {
+        let flows = parse_flows(LISTING);
+        assert_eq!(flows.len(), 5);
+        assert_eq!(
+            flows[0],
+            Flow {
+                protocol: Protocol::Tcp,
+                orig_dst: ip("192.0.2.2"),
+                orig_dport: 8080,
+                reply_src: ip("10.1.0.2"),
+                reply_sport: 80,
+            }
+        );
+        assert!(flows[0].translated() && !flows[1].translated() && !flows[3].translated());
+    }
+
+    #[test]
+    fn translated_flows_of_the_removed_mappings_only() {
+        let flows = parse_flows(LISTING);
+        let removed = [
+            mapping(None, 8080, 80, Protocol::Tcp),
+            mapping(None, 5353, 53, Protocol::Udp),
+        ];
+        let filters = translated_to(&flows, ip("10.1.0.2"), &removed);
+        // Not the direct TIME_WAIT flow to port 80, not the untranslated or outbound UDP.
+        assert_eq!(filters.len(), 2, "{filters:?}");
+        assert_eq!(
+            filters[0].args().join(" "),
+            "-D -p tcp --orig-dst 192.0.2.2 --orig-port-dst 8080 \
+             --reply-src 10.1.0.2 --reply-port-src 80 --dst-nat"
+        );
+        // Another mapping's flows, and flows to another container, stay.
+        let other = [mapping(None, 9090, 80, Protocol::Tcp)];
+        assert!(translated_to(&flows, ip("10.1.0.2"), &other).is_empty());
+        assert!(translated_to(&flows, ip("10.1.0.3"), &removed).is_empty());
+        let elsewhere = [mapping(Some("192.0.2.20"), 8080, 80, Protocol::Tcp)];
+        assert!(translated_to(&flows, ip("10.1.0.2"), &elsewhere).is_empty());
+    }
+
+    #[test]
+    fn untranslated_udp_to_a_newly_published_host_port() {
+        let flows = parse_flows(LISTING);
+        let host: BTreeSet<IpAddr> = ["192.0.2.2", "127.0.0.1"]
+            .map(|a| a.parse().unwrap())
+            .into();
+        let published = [mapping(None, 5353, 53, Protocol::Udp)];
+        let filters = untranslated_to_host(&flows, &published, &host);
+        // The stuck client only: not the translated flow, not the outbound one.
+        assert_eq!(filters.len(), 1, "{filters:?}");
+        assert_eq!(
+            filters[0].args().join(" "),
+            "-D -p udp --orig-dst 192.0.2.2 --orig-port-dst 5353"
+        );
+        let loopback_only = [mapping(Some("127.0.0.1"), 5353, 53, Protocol::Udp)];
+        assert!(untranslated_to_host(&flows, &loopback_only, &host).is_empty());
     }
 }

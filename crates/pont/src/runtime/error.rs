@@ -1,6 +1,7 @@
 use crate::cgroup::CgroupError;
 use crate::container::ContainerError;
 use crate::engine::EngineError;
+use crate::firewall::conntrack::ConntrackError;
 use crate::model::LimitsError;
 use crate::netlink::NetlinkError;
 use crate::state::StateError;
@@ -31,6 +32,12 @@ pub enum RuntimeError {
     Invalid(String),
     #[error("the detached monitor failed: {0}")]
     Monitor(String),
+    /// The mapping change is made; only the old flows could not be forgotten.
+    #[error("{done}, but could not delete the stale connection tracking entries: {source}")]
+    StaleFlows {
+        done: String,
+        source: ConntrackError,
+    },
 }
 
 impl From<StateError> for RuntimeError {

@@ -139,15 +139,9 @@ impl Runtime {
         rec.start_time = None;
         rec.monitor_pid = None;
         rec.monitor_start_time = None;
-        let udp_target = rec
-            .endpoints
-            .first()
-            .filter(|_| {
-                rec.ports
-                    .iter()
-                    .any(|m| m.protocol == crate::model::Protocol::Udp)
-            })
-            .map(|ep| ep.ipv4);
+        // Its flows are forgotten once the rules are gone (below); the
+        // record loses its endpoint here, so keep what that needs.
+        let gone = rec.clone();
         if let Some(ep) = rec.endpoints.first() {
             rec.last_ipv4 = Some(ep.ipv4);
         }
@@ -162,9 +156,10 @@ impl Runtime {
         }
         self.engine.sync_firewall_if_changed(lock, &rules_before)?;
         // Only now that the mappings are gone, so no packet re-creates a flow.
-        if let Some(ip) = udp_target {
-            crate::firewall::conntrack::forget_udp_to(ip, None);
-        }
+        // Best effort: this runs in the monitor and in every command's
+        // reconciliation, which must not fail for it; a leftover entry ends
+        // when it times out. `port rm` reports the same failure instead.
+        let _ = super::ports::forget_translated_flows(&gone, &gone.ports);
         Ok(())
     }
 }

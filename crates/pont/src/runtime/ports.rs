@@ -5,8 +5,10 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use super::{host_sockets, Runtime, RuntimeError};
-use crate::firewall::conntrack;
-use crate::model::{ContainerRecord, ContainerState, NetMode, PortMapping, PortRange, PortSpec};
+use crate::firewall::conntrack::{self, ConntrackError};
+use crate::model::{
+    ContainerRecord, ContainerState, NetMode, PortMapping, PortRange, PortSpec, Protocol,
+};
 use crate::netlink::Netlink;
 
 impl Runtime {
@@ -28,16 +30,18 @@ impl Runtime {
             self.engine.store().save_container(&lock, &rec)?;
             return Err(err.into());
         }
+        forget_untranslated_udp(&added)?;
         Ok(added)
     }
 
     /// `pont port rm`: unpublish ports of a running container, at once. Each
-    /// spec removes every mapping it matches. UDP flows to the old target are
-    /// forgotten so clients reach a new one.
+    /// spec removes every mapping it matches. Flows through the removed
+    /// mappings are forgotten, so they end as the mappings do.
     pub fn port_rm(&self, key: &str, specs: &[PortSpec]) -> Result<Vec<PortMapping>, RuntimeError> {
         let lock = self.engine.store().lock()?;
         self.reconcile(&lock)?;
         let mut rec = self.running(key)?;
+        let saved = rec.clone();
         let mut removed = Vec::new();
         for spec in specs {
             let (gone, kept) = rec.ports.into_iter().partition(|m| m.matches(spec));
@@ -52,17 +56,16 @@ impl Runtime {
             removed.extend(gone);
         }
         let before = self.engine.planned_rules()?;
-        let saved = self
-            .engine
-            .store()
-            .find_container(&rec.id)?
-            .expect("locked");
         self.engine.store().save_container(&lock, &rec)?;
         if let Err(err) = self.engine.sync_firewall_if_changed(&lock, &before) {
             self.engine.store().save_container(&lock, &saved)?;
             return Err(err.into());
         }
-        forget_udp_flows(&rec, &removed);
+        // Only now that the rules are gone, so no packet makes a new flow.
+        forget_translated_flows(&rec, &removed).map_err(|source| RuntimeError::StaleFlows {
+            done: format!("unpublished {}", list(&removed)),
+            source,
+        })?;
         Ok(removed)
     }
 
@@ -266,18 +269,37 @@ fn ephemeral_range() -> (u16, u16) {
     }
 }
 
-/// After UDP mappings went away, delete the conntrack entries that still
-/// point at their old target, so a client that keeps sending is translated
-/// afresh (to a new mapping, or not at all). Best effort: a leftover entry
-/// only delays that until it times out.
-pub(super) fn forget_udp_flows(rec: &ContainerRecord, removed: &[PortMapping]) {
-    let Some(ep) = rec.endpoints.first() else {
-        return;
-    };
-    for m in removed
-        .iter()
-        .filter(|m| m.protocol == crate::model::Protocol::Udp)
-    {
-        conntrack::forget_udp_to(ep.ipv4, Some(m.container_ports));
+/// Delete the flows that `removed` (mappings of `rec`) translated: they
+/// would go on reaching the container, an established TCP connection
+/// through a removed port as much as a UDP client that keeps sending.
+pub(super) fn forget_translated_flows(
+    rec: &ContainerRecord,
+    removed: &[PortMapping],
+) -> Result<(), ConntrackError> {
+    if let Some(ep) = rec.endpoints.first() {
+        conntrack::forget_translated(ep.ipv4, removed)?;
     }
+    Ok(())
+}
+
+/// Delete the untranslated UDP flows to host ports that were just published:
+/// a client that kept sending while the port was not published holds one,
+/// refreshed by every datagram, and would never reach the container.
+pub(super) fn forget_untranslated_udp(added: &[PortMapping]) -> Result<(), RuntimeError> {
+    if !added.iter().any(|m| m.protocol == Protocol::Udp) {
+        return Ok(());
+    }
+    let host_addrs = host_addresses()?;
+    conntrack::forget_untranslated_udp(added, &host_addrs).map_err(|source| {
+        RuntimeError::StaleFlows {
+            done: format!("published {}", list(added)),
+            source,
+        }
+    })?;
+    Ok(())
+}
+
+fn list(mappings: &[PortMapping]) -> String {
+    let all: Vec<String> = mappings.iter().map(PortMapping::display).collect();
+    all.join(", ")
 }

@@ -151,6 +151,9 @@ impl Runtime {
                 return Err(with_undo(err, undo));
             }
         };
+        // Best effort, like the cleanup on exit: a failure here only leaves
+        // a UDP client that kept sending pinned until its entry times out.
+        let _ = super::ports::forget_untranslated_udp(&rec.ports);
         drop(lock);
         let id = rec.id.clone();
         match created.start() {
