@@ -11,6 +11,7 @@
 //! The chain `inet pont user` is the admin's: created once, evaluated first
 //! for forwarded traffic, never flushed.
 
+use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use super::tool::{self, FirewallError};
@@ -129,14 +130,7 @@ pub fn render(rules: &RuleSet) -> String {
         writeln!(b, "add rule {TABLE} {chain} {rule}").unwrap();
     }
     declare_bridge_table(&mut b);
-    for e in elements(rules) {
-        writeln!(
-            b,
-            "add element {} {} {{ {} {} }}",
-            e.table, e.set, e.key, e.rest
-        )
-        .unwrap();
-    }
+    write_elements(&mut b, "add", &elements(rules).iter().collect::<Vec<_>>());
     b
 }
 
@@ -144,21 +138,32 @@ pub fn render(rules: &RuleSet) -> String {
 /// elements that differ: the work is proportional to the change, not to the
 /// number of networks, containers and ports.
 pub fn render_change(before: &RuleSet, after: &RuleSet) -> String {
-    let old = elements(before);
-    let new = elements(after);
+    let old: BTreeSet<Element> = elements(before).into_iter().collect();
+    let new: BTreeSet<Element> = elements(after).into_iter().collect();
     let mut b = String::new();
-    for e in old.iter().filter(|e| !new.contains(e)) {
-        writeln!(b, "delete element {} {} {{ {} }}", e.table, e.set, e.key).unwrap();
-    }
-    for e in new.iter().filter(|e| !old.contains(e)) {
-        writeln!(
-            b,
-            "add element {} {} {{ {} {} }}",
-            e.table, e.set, e.key, e.rest
-        )
-        .unwrap();
-    }
+    write_elements(&mut b, "delete", &old.difference(&new).collect::<Vec<_>>());
+    write_elements(&mut b, "add", &new.difference(&old).collect::<Vec<_>>());
     b
+}
+
+/// One `add element` (with values and labels) or `delete element` (keys
+/// only) statement per set, listing all of that set's elements: nft takes
+/// far longer to delete interval elements that were added one statement
+/// each (2.5 s against 0.15 s for an offset range of 1000 ports, measured
+/// with nft 1.0.6; regression test ports_range). `elements` is sorted, so
+/// those of one set are adjacent.
+fn write_elements(b: &mut String, verb: &str, elements: &[&Element]) {
+    for group in elements.chunk_by(|x, y| (x.table, x.set) == (y.table, y.set)) {
+        let items: Vec<String> = group
+            .iter()
+            .map(|e| match verb {
+                "delete" => e.key.clone(),
+                _ => format!("{} {}", e.key, e.rest),
+            })
+            .collect();
+        let (table, set) = (group[0].table, group[0].set);
+        writeln!(b, "{verb} element {table} {set} {{ {} }}", items.join(", ")).unwrap();
+    }
 }
 
 /// One transaction that removes both tables (the admin chain with them).
