@@ -353,4 +353,81 @@ fn start_checks_ports_again(backend: Backend) {
     );
 }
 
-on_both_backends!(conflicts, concurrent_requests, start_checks_ports_again);
+/// Without a host port, pont picks the lowest free run of the host's
+/// ephemeral range (here shrunk to 40000-40010), skipping published ports
+/// and host sockets of the same protocol, and says so when none is left.
+fn picked_ports_avoid_what_is_taken(backend: Backend) {
+    let sb = lab(backend);
+    sb.run_ok(
+        Ns::Host,
+        &["sysctl", "-qw", "net.ipv4.ip_local_port_range=40000 40010"],
+    );
+    sb.pont_ok(&["network", "create", "web", "--subnet", "10.66.16.0/24"]);
+    run_server(&sb, "a", "web", &[80, 81], &[]);
+    let _holder = host_holder(&sb, "tcp", "0.0.0.0:40000");
+    assert_eq!(
+        sb.pont_ok(&["port", "add", "a", "80"]),
+        "80/tcp -> 0.0.0.0:40001\n"
+    );
+    assert_eq!(
+        sb.pont_ok(&["port", "add", "a", "80-81"]),
+        "80-81/tcp -> 0.0.0.0:40002-40003\n"
+    );
+    sb.pont_ok(&["port", "add", "a", "40004:81"]);
+    // udp is independent of the tcp listener and mappings.
+    assert_eq!(
+        sb.pont_ok(&["port", "add", "a", "80/udp"]),
+        "80/udp -> 0.0.0.0:40000\n"
+    );
+    assert_eq!(
+        sb.pont_ok(&["port", "add", "a", "81"]),
+        "81/tcp -> 0.0.0.0:40005\n"
+    );
+    // A run -p picks too, and reports the port in inspect.
+    run_server(&sb, "b", "web", &[80], &["-p", "127.0.0.1::80"]);
+    assert_eq!(inspect(&sb, "b")["ports"][0]["host_port"], "40006");
+    let before = host_state(&sb);
+    assert_refused(
+        &sb,
+        &["port", "add", "a", "80-84"],
+        &[
+            "no free host port range of 5 port(s) left in 40000-40010",
+            "'80-84/tcp'",
+        ],
+    );
+    assert_same_host(&before, &host_state(&sb), "after a failed pick");
+    let cases = [
+        Case {
+            from: At(Ns::Neighbour),
+            proto: "tcp",
+            addr: "192.0.2.2:40001",
+            expect: Some("192.0.2.3"),
+        },
+        Case {
+            from: At(Ns::Neighbour),
+            proto: "tcp",
+            addr: "192.0.2.2:40003",
+            expect: Some("192.0.2.3"),
+        },
+        Case {
+            from: At(Ns::Neighbour),
+            proto: "udp",
+            addr: "192.0.2.2:40000",
+            expect: Some("192.0.2.3"),
+        },
+        Case {
+            from: At(Ns::Host),
+            proto: "tcp",
+            addr: "127.0.0.1:40006",
+            expect: Some("10.66.16.1"),
+        },
+    ];
+    check_cases(&sb, "picked ports", &cases);
+}
+
+on_both_backends!(
+    conflicts,
+    concurrent_requests,
+    start_checks_ports_again,
+    picked_ports_avoid_what_is_taken
+);
