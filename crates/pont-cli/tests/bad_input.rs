@@ -242,6 +242,23 @@ fn bad_containers_are_refused_and_leave_nothing() {
     for (args, needle) in cases {
         assert_refused(&sb, args, needle);
     }
+    // Detached, the same refusal comes from the monitor: it must read the same,
+    // not as a failure of the monitor itself.
+    let detached = [
+        "run",
+        "-d",
+        "--name",
+        "taken",
+        "--network",
+        "web",
+        "--",
+        "true",
+    ];
+    assert_refused(
+        &sb,
+        &detached,
+        "pont: container name taken is already in use",
+    );
     assert_eq!(sb.host_snapshot(), before);
     assert_eq!(sb.pont_ok(&["ps", "-a", "-q"]), ids_before);
 }

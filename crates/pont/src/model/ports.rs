@@ -248,9 +248,11 @@ fn parse_port(s: &str, side: &str) -> Result<u16, String> {
         return Err(format!("{side} port '{s}' is not a number"));
     }
     match s.parse::<u32>() {
-        Ok(0) => Err(format!(
+        // Only a host port can be left out: pont picks one; a container port cannot.
+        Ok(0) if side == "host" => Err(format!(
             "{side} port 0 is not a port (leave the host port out to pick one)"
         )),
+        Ok(0) => Err(format!("{side} port 0 is not a port")),
         Ok(n) if n <= 65535 => Ok(n as u16),
         _ => Err(format!("{side} port {s} is above 65535")),
     }
@@ -294,6 +296,10 @@ mod tests {
     #[test]
     fn bad_specs_name_the_value() {
         assert_eq!(err("0:80"), "invalid port spec '0:80': host port 0 is not a port (leave the host port out to pick one)");
+        assert_eq!(
+            err("80:0"),
+            "invalid port spec '80:0': container port 0 is not a port"
+        );
         assert_eq!(
             err("70000:80"),
             "invalid port spec '70000:80': host port 70000 is above 65535"

@@ -30,6 +30,7 @@ pub enum RuntimeError {
     AlreadyRunning(String),
     #[error("{0}")]
     Invalid(String),
+    /// The monitor itself could not be set up, or died without saying why.
     #[error("the detached monitor failed: {0}")]
     Monitor(String),
     /// The mapping change is made; only the old flows could not be forgotten.
@@ -38,6 +39,10 @@ pub enum RuntimeError {
         done: String,
         source: ConntrackError,
     },
+    /// The monitor's launch failed; the text is that error with its sources, as the
+    /// monitor reported it over the pipe (the error itself cannot cross the fork).
+    #[error("{0}")]
+    Launch(String),
 }
 
 impl From<StateError> for RuntimeError {

@@ -90,7 +90,7 @@ impl Runtime {
                         self.wait_and_finish(&id, running).map_or(125, |_| 0)
                     }
                     Err(err) => {
-                        let _ = write!(report_tx, "error {err}");
+                        let _ = write!(report_tx, "error {}", with_sources(&err));
                         125
                     }
                 };
@@ -100,14 +100,12 @@ impl Runtime {
                 drop(report_tx);
                 let mut report = String::new();
                 let _ = report_rx.read_to_string(&mut report);
-                match report.strip_prefix("ok ") {
-                    Some(id) => Ok(id.trim().to_string()),
-                    None => Err(RuntimeError::Monitor(
-                        report
-                            .strip_prefix("error ")
-                            .unwrap_or("exited without a report")
-                            .into(),
-                    )),
+                if let Some(id) = report.strip_prefix("ok ") {
+                    Ok(id.trim().to_string())
+                } else if let Some(err) = report.strip_prefix("error ") {
+                    Err(RuntimeError::Launch(err.into()))
+                } else {
+                    Err(RuntimeError::Monitor("exited without a report".into()))
                 }
             }
         }
@@ -367,6 +365,19 @@ pub(super) fn with_undo(err: RuntimeError, undo: Result<(), RuntimeError>) -> Ru
     }
 }
 
+/// The error and its sources, `: `-separated, as the CLI prints an error it got
+/// directly: the monitor's report must not lose the kernel's errno.
+fn with_sources(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 fn pipe() -> Result<(std::fs::File, OwnedFd), RuntimeError> {
     let (rx, tx) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| monitor_err("pipe", e))?;
@@ -391,5 +402,35 @@ fn detach_from_caller() {
             // SAFETY: dup2 onto the standard descriptors; `null` stays open for the call.
             unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd) };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error with the kernel's errno as its source, as netlink's errors are.
+    #[derive(Debug)]
+    struct CreateVeth(std::io::Error);
+
+    impl std::fmt::Display for CreateVeth {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("netlink: create veth v1 (peer eth0)")
+        }
+    }
+
+    impl std::error::Error for CreateVeth {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_launch_error_crosses_the_pipe_with_its_sources() {
+        let err = CreateVeth(std::io::Error::from_raw_os_error(libc::EEXIST));
+        assert_eq!(
+            with_sources(&err),
+            "netlink: create veth v1 (peer eth0): File exists (os error 17)"
+        );
     }
 }
