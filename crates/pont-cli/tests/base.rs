@@ -588,3 +588,29 @@ fn rootfs_pivots_into_a_directory() {
     assert!(out.contains("10.77.11.2\ttiny\n"), "{out}");
     assert!(out.contains("eth0"), "{out}");
 }
+
+#[test]
+fn start_right_after_an_exit_succeeds() {
+    // The kernel removes an exited container's veth in the background; a
+    // restart must not trip over it (each launch names its veth afresh).
+    let sb = host_only();
+    sb.pont_ok(&["network", "create", "web", "--subnet", "10.77.12.0/24"]);
+    for i in 0..5 {
+        let name = format!("again{i}");
+        let out = sb.pont(&[
+            "run",
+            "--name",
+            &name,
+            "--network",
+            "web",
+            "--",
+            "sh",
+            "-c",
+            "exit 3",
+        ]);
+        assert_eq!(out.status.code(), Some(3));
+        sb.pont_ok(&["start", &name]);
+        let doc = wait_exited(&sb, &name);
+        assert_eq!(doc["exit_code"], 3, "{doc}");
+    }
+}

@@ -66,7 +66,7 @@ impl Engine {
         Ok(Endpoint {
             network: net.name.clone(),
             interface: DEFAULT_CONTAINER_IFNAME.into(),
-            host_interface: host_ifname(id),
+            host_interface: host_ifname(),
             mac,
             ipv4,
             prefix_len: net.subnet.prefix_len(),
@@ -163,9 +163,12 @@ pub fn mac_for(ipv4: Ipv4Addr) -> MacAddr {
     MacAddr([0x02, 0x42, a, b, c, d])
 }
 
-/// `veth` + 11 hex digits of the container id: 15 bytes, the kernel's limit (IFNAMSIZ - 1).
-pub fn host_ifname(container_id: &str) -> String {
-    format!("veth{}", &container_id[..11])
+/// `veth` + 11 random hex digits: 15 bytes, the kernel's limit (IFNAMSIZ - 1).
+/// A fresh name for every launch, not one derived from the container id: the
+/// kernel removes an exited container's veth in the background, so a
+/// `pont start` right after an exit would otherwise find the old name taken.
+pub fn host_ifname() -> String {
+    format!("veth{}", &crate::new_id()[..11])
 }
 
 #[cfg(test)]

@@ -43,7 +43,8 @@ impl Runtime {
             self.engine.store().remove_container(lock, &rec.id)?;
             cgroup
         } else {
-            self.release(lock, &mut rec.clone(), None)
+            // A restart that failed: back to exited, with the last run's exit code.
+            self.release(lock, &mut rec.clone(), rec.exit_code)
         }
     }
 }

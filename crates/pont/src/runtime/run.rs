@@ -242,9 +242,9 @@ impl Runtime {
         if rec.state != ContainerState::Exited {
             return Err(RuntimeError::AlreadyRunning(rec.name));
         }
+        // The last exit code and OOM flag stay until the new run starts, so a
+        // failed start leaves the record as it was.
         rec.state = ContainerState::Creating;
-        rec.exit_code = None;
-        rec.oom_killed = false;
         rec.detached = true;
         Ok(rec)
     }
@@ -287,6 +287,8 @@ impl Runtime {
             self.plumb(rec, netns)?;
         }
         rec.state = ContainerState::Running;
+        rec.exit_code = None;
+        rec.oom_killed = false;
         rec.pid = Some(created.pid());
         rec.start_time = container::start_time(created.pid());
         rec.started = Some(crate::now());
