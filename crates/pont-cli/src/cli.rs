@@ -39,6 +39,9 @@ pub enum Command {
     /// Show or rebuild pont's firewall rules.
     #[command(subcommand)]
     Firewall(FirewallCommand),
+    /// Compare pont's records with the kernel, and repair the differences.
+    #[command(subcommand)]
+    System(SystemCommand),
     /// Run a command in a new container.
     Run(RunArgs),
     /// Run a command inside a running container.
@@ -138,6 +141,15 @@ pub enum FirewallCommand {
     Show,
     /// Rebuild exactly the rules of the live networks and containers.
     Reload,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SystemCommand {
+    /// List every difference between pont's records and the kernel (orphans on
+    /// either side); exit 1 if there is any.
+    Check,
+    /// Repair what `check` lists. Touches only what pont owns.
+    Prune,
 }
 
 #[derive(Args, Debug)]

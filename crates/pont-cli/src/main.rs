@@ -10,6 +10,7 @@ mod firewall_cmd;
 mod limits_cmd;
 mod networks;
 mod output;
+mod system_cmd;
 
 use std::process::ExitCode;
 
@@ -54,6 +55,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Network(cmd) => networks::dispatch(&runtime, cmd).map(|()| 0),
         Command::Firewall(cmd) => firewall_cmd::dispatch(&runtime, cmd).map(|()| 0),
+        Command::System(cmd) => system_cmd::dispatch(&runtime, cmd),
         Command::Run(args) => containers::run(&runtime, args),
         Command::Exec(args) => containers::exec(&runtime, args),
         Command::Port(args) => containers::port(&runtime, args).map(|()| 0),

@@ -10,6 +10,7 @@
 pub mod cgroup;
 pub mod container;
 pub mod engine;
+pub mod fault;
 pub mod firewall;
 pub mod ipam;
 pub mod model;

@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::BorrowedFd;
 
 use super::{Engine, EngineError};
+use crate::fault;
 use crate::ipam::AddressSpace;
 use crate::model::{ContainerState, Endpoint, MacAddr, NetworkRecord};
 use crate::netlink::Netlink;
@@ -93,10 +94,12 @@ impl Engine {
             net.mtu,
             Some(ep.mac.0),
         )?;
+        fault::point("run:after-veth");
         let configure = |host: &mut Netlink| -> Result<(), EngineError> {
             host.set_master(veth, bridge)?;
             host.set_hairpin(veth, true)?;
             host.set_up(veth)?;
+            fault::point("run:after-bridge-port");
             configure_container_side(container_netns, ep, net.internal)
         };
         if let Err(err) = configure(host) {
@@ -134,9 +137,11 @@ fn configure_container_side(
         .ok_or_else(|| EngineError::PeerMissing(ep.interface.clone()))?;
     nl.add_address(eth.index, IpAddr::V4(ep.ipv4), ep.prefix_len)?;
     nl.set_up(eth.index)?;
+    fault::point("run:after-address");
     if !internal {
         nl.add_route(None, Some(IpAddr::V4(ep.gateway)), Some(eth.index))?;
     }
+    fault::point("run:after-route");
     Ok(())
 }
 

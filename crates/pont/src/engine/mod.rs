@@ -3,14 +3,16 @@
 //! changes the kernel step by step with an undo for each step, then commits
 //! the records. It knows nothing of container processes.
 
+mod audit;
 mod endpoint;
 mod error;
 mod host;
 mod network;
 
+pub use audit::{is_pont_veth_name, OrphanLink};
 pub use endpoint::{host_ifname, loopback_up, AttachOptions, DEFAULT_CONTAINER_IFNAME};
 pub use error::EngineError;
-pub use network::{NetworkCreate, DEFAULT_BRIDGE, DEFAULT_NETWORK};
+pub use network::{bridge_alias, NetworkCreate, DEFAULT_BRIDGE, DEFAULT_NETWORK};
 
 use crate::firewall::{self, Backend, RuleSet};
 use crate::ipam::AddressPool;

@@ -3,6 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::{host, Engine, EngineError};
+use crate::fault;
 use crate::ipam;
 use crate::model::{validate_mtu, validate_name, Ipv4Net, NetworkRecord};
 use crate::netlink::Netlink;
@@ -27,24 +28,41 @@ pub struct NetworkCreate {
 }
 
 impl Engine {
-    /// Validate everything, make the bridge, record the network, update the firewall.
-    /// On any failure the bridge is removed again and nothing is recorded.
+    /// Validate everything, record the intent, make the bridge, record the
+    /// network, update the firewall, drop the intent. On any failure the bridge
+    /// is removed again and nothing is recorded; a crash is rolled back by the
+    /// next command from the intent ([`Engine::recover_networks`]).
     pub fn create_network(
         &self,
         lock: &Lock,
         req: &NetworkCreate,
     ) -> Result<NetworkRecord, EngineError> {
         let net = self.plan_network(req)?;
-        let rules_before = self.planned_rules()?;
+        self.store.save_network_intent(lock, &net)?;
+        fault::point("network-create:after-intent");
+        let made = self.make_network(lock, &net);
+        // After a failed undo the intent stays, so the next command retries it.
+        if !matches!(made, Err(EngineError::UndoFailed(..))) {
+            self.store.clear_network_intent(lock, &net.name)?;
+        }
+        made.map(|()| net)
+    }
+
+    fn make_network(&self, lock: &Lock, net: &NetworkRecord) -> Result<(), EngineError> {
+        let rules_before = &self.planned_rules()?;
         let mut nl = Netlink::open()?;
-        let bridge_index = make_bridge(&mut nl, &net)?;
+        let bridge_index = make_bridge(&mut nl, net)?;
+        fault::point("network-create:after-bridge");
         let commit = || -> Result<(), EngineError> {
-            self.store.save_network(lock, &net)?;
+            self.store.save_network(lock, net)?;
+            fault::point("network-create:after-network-record");
             host::enable_ipv4_forwarding()?;
             // Only the new network's elements (nftables) or rules (iptables):
             // the work does not grow with the networks already there, and the
             // other rules keep their counters.
-            self.sync_firewall_if_changed(lock, &rules_before)
+            self.sync_firewall_if_changed(lock, rules_before)?;
+            fault::point("network-create:after-firewall");
+            Ok(())
         };
         if let Err(err) = commit() {
             let undo = self
@@ -55,13 +73,14 @@ impl Engine {
                     nl.delete_link(bridge_index)
                         .map(drop)
                         .map_err(EngineError::from)
-                });
+                })
+                .and_then(|()| self.sync_firewall(lock));
             return Err(match undo {
                 Ok(()) => err,
                 Err(undo_err) => EngineError::UndoFailed(Box::new(err), Box::new(undo_err)),
             });
         }
-        Ok(net)
+        Ok(())
     }
 
     fn plan_network(&self, req: &NetworkCreate) -> Result<NetworkRecord, EngineError> {
@@ -128,16 +147,29 @@ impl Engine {
             .ok_or_else(|| EngineError::NetworkNotFound(name.into()))
     }
 
-    /// Remove a network that no container uses: its bridge, rules and record.
+    /// Remove a network that no container uses: its rules, bridge and record.
+    /// The record goes last: until then a crash is rolled back by the next
+    /// command, which rebuilds the bridge and the rules from it.
     pub fn remove_network(&self, lock: &Lock, name: &str) -> Result<(), EngineError> {
         let net = self.check_removable(name)?;
-        let rules_before = self.planned_rules()?;
+        let before = self.planned_rules()?;
+        let networks: Vec<NetworkRecord> = self
+            .store
+            .networks()?
+            .into_iter()
+            .filter(|n| n.name != name)
+            .collect();
+        let after = crate::firewall::plan(&networks, &self.store.containers()?);
+        self.firewall.apply_change(&before, &after)?;
+        fault::point("network-rm:after-firewall");
         let mut nl = Netlink::open()?;
         if let Some(link) = nl.link_by_name(&net.bridge)? {
             nl.delete_link(link.index)?;
         }
+        fault::point("network-rm:after-bridge");
         self.store.remove_network(lock, name)?;
-        self.sync_firewall_if_changed(lock, &rules_before)
+        fault::point("network-rm:after-record");
+        Ok(())
     }
 
     /// The network, if it exists and no container holds an endpoint on it.
@@ -182,10 +214,20 @@ fn check_free(
     Ok(())
 }
 
+/// The alias pont gives its bridges, so `system check` can tell a bridge of
+/// pont's that lost its record from one of Docker's, which uses the same
+/// `br-` + 12 hex digits naming.
+pub fn bridge_alias(net: &NetworkRecord) -> String {
+    format!("{BRIDGE_ALIAS_PREFIX}{}", net.id)
+}
+
+pub const BRIDGE_ALIAS_PREFIX: &str = "pont network ";
+
 /// Bridge with the gateway address, up. Removed again if a later step fails.
 fn make_bridge(nl: &mut Netlink, net: &NetworkRecord) -> Result<u32, EngineError> {
     let index = nl.create_bridge(&net.bridge, net.mtu)?;
     let configure = |nl: &mut Netlink| -> Result<(), EngineError> {
+        nl.set_alias(index, &bridge_alias(net))?;
         nl.add_address(index, IpAddr::V4(net.gateway), net.subnet.prefix_len())?;
         nl.set_up(index)?;
         host::enable_route_localnet(&net.bridge)

@@ -144,6 +144,18 @@ impl Netlink {
             .map(drop)
     }
 
+    /// Set the interface alias (`IFLA_IFALIAS`) of link `index`, like
+    /// `ip link set ... alias TEXT`: a label that outlives the process that made
+    /// the link, so its owner can recognise it later.
+    pub fn set_alias(&mut self, index: u32, alias: &str) -> Result<(), NetlinkError> {
+        let ctx = Ctx::new(Op::SetAlias, format!("ifindex {index}"));
+        let mut message = link_message(index);
+        message
+            .attributes
+            .push(LinkAttribute::IfAlias(alias.to_owned()));
+        self.set_link(ctx, message)
+    }
+
     /// Set link `index` administratively up, like `ip link set ... up`.
     pub fn set_up(&mut self, index: u32) -> Result<(), NetlinkError> {
         let mut message = link_message(index);
@@ -197,6 +209,7 @@ fn into_link(message: RouteNetlinkMessage) -> Option<Link> {
         mtu: 0,
         up: message.header.flags.contains(LinkFlags::Up),
         mac: None,
+        alias: None,
     };
     for attribute in message.attributes {
         match attribute {
@@ -205,6 +218,7 @@ fn into_link(message: RouteNetlinkMessage) -> Option<Link> {
             LinkAttribute::Controller(master) => link.master = Some(master),
             LinkAttribute::Address(mac) => link.mac = mac.try_into().ok(),
             LinkAttribute::LinkInfo(infos) => link.kind = kind_of(infos),
+            LinkAttribute::IfAlias(alias) => link.alias = Some(alias),
             _ => {}
         }
     }

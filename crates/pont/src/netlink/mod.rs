@@ -44,6 +44,8 @@ pub struct Link {
     pub up: bool,
     /// Hardware address, when it is an Ethernet-sized one.
     pub mac: Option<[u8; 6]>,
+    /// `IFLA_IFALIAS`, if one is set.
+    pub alias: Option<String>,
 }
 
 /// One IPv4 or IPv6 address on an interface.

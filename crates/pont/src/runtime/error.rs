@@ -56,3 +56,9 @@ impl From<NetlinkError> for RuntimeError {
         RuntimeError::Engine(e.into())
     }
 }
+
+impl From<crate::firewall::FirewallError> for RuntimeError {
+    fn from(e: crate::firewall::FirewallError) -> Self {
+        RuntimeError::Engine(e.into())
+    }
+}

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::{Runtime, RuntimeError};
 use crate::container;
+use crate::fault;
 use crate::model::{ContainerRecord, ContainerState};
 use crate::state::Lock;
 
@@ -30,8 +31,10 @@ impl Runtime {
                 libc::SIGTERM
             };
             container::kill(pid, start, sig)?;
+            fault::point("stop:after-signal");
             if !wait_until(timeout, || !container::is_alive(pid, start)) {
                 container::kill(pid, start, libc::SIGKILL)?;
+                fault::point("stop:after-kill");
                 wait_until(MONITOR_GRACE, || !container::is_alive(pid, start));
             }
         }
@@ -61,6 +64,7 @@ impl Runtime {
                 return Err(RuntimeError::Running(rec.name));
             }
             self.stop(&rec.id, Duration::ZERO)?;
+            fault::point("rm:after-stop");
         }
         let lock = self.engine.store().lock()?;
         self.reconcile(&lock)?;
@@ -70,6 +74,7 @@ impl Runtime {
         // A --rm container may already have removed itself.
         if self.engine.store().find_container(&rec.id)?.is_some() {
             self.engine.store().remove_container(&lock, &rec.id)?;
+            fault::point("rm:after-record");
         }
         Ok(())
     }
@@ -154,7 +159,9 @@ impl Runtime {
         } else {
             store.save_container(lock, rec)?;
         }
+        fault::point("exit:after-record");
         self.engine.sync_firewall_if_changed(lock, &rules_before)?;
+        fault::point("exit:after-firewall");
         // Only now that the mappings are gone, so no packet re-creates a flow.
         // Best effort: this runs in the monitor and in every command's
         // reconciliation, which must not fail for it; a leftover entry ends

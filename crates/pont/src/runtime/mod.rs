@@ -12,10 +12,12 @@ mod names;
 mod ports;
 mod reconcile;
 mod run;
+mod system;
 
 pub use error::RuntimeError;
 pub use limits::ContainerStats;
 pub use run::{NetworkChoice, RunRequest};
+pub use system::Finding;
 
 use std::cell::OnceCell;
 

@@ -5,14 +5,19 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use super::{host_sockets, Runtime, RuntimeError};
+use crate::fault;
 use crate::firewall::conntrack::{self, ConntrackError};
 use crate::model::{
     ContainerRecord, ContainerState, NetMode, PortMapping, PortRange, PortSpec, Protocol,
 };
 use crate::netlink::Netlink;
+use crate::state::Lock;
 
 impl Runtime {
     /// `pont port add`: publish more ports of a running container, at once.
+    /// The rules change first and the record last: a crash in between is
+    /// rolled back by the next command, which rebuilds the rules from the
+    /// records, so the same request can be repeated.
     pub fn port_add(
         &self,
         key: &str,
@@ -21,15 +26,10 @@ impl Runtime {
         let lock = self.engine.store().lock()?;
         self.reconcile(&lock)?;
         let mut rec = self.running(key)?;
-        let before = self.engine.planned_rules()?;
         let added = self.resolve_ports(&rec, specs, true)?;
         rec.ports.extend(added.iter().cloned());
-        self.engine.store().save_container(&lock, &rec)?;
-        if let Err(err) = self.engine.sync_firewall_if_changed(&lock, &before) {
-            rec.ports.retain(|m| !added.contains(m));
-            self.engine.store().save_container(&lock, &rec)?;
-            return Err(err.into());
-        }
+        let steps = ["port-add:after-firewall", "port-add:after-record"];
+        self.commit_ports(&lock, &rec, steps)?;
         forget_untranslated_udp(&added)?;
         Ok(added)
     }
@@ -41,7 +41,6 @@ impl Runtime {
         let lock = self.engine.store().lock()?;
         self.reconcile(&lock)?;
         let mut rec = self.running(key)?;
-        let saved = rec.clone();
         let mut removed = Vec::new();
         for spec in specs {
             let (gone, kept) = rec.ports.into_iter().partition(|m| m.matches(spec));
@@ -55,18 +54,38 @@ impl Runtime {
             }
             removed.extend(gone);
         }
-        let before = self.engine.planned_rules()?;
-        self.engine.store().save_container(&lock, &rec)?;
-        if let Err(err) = self.engine.sync_firewall_if_changed(&lock, &before) {
-            self.engine.store().save_container(&lock, &saved)?;
-            return Err(err.into());
-        }
+        let steps = ["port-rm:after-firewall", "port-rm:after-record"];
+        self.commit_ports(&lock, &rec, steps)?;
         // Only now that the rules are gone, so no packet makes a new flow.
         forget_translated_flows(&rec, &removed).map_err(|source| RuntimeError::StaleFlows {
             done: format!("unpublished {}", list(&removed)),
             source,
         })?;
         Ok(removed)
+    }
+
+    /// Make the rules match `rec`'s new mappings, then save `rec`. If saving
+    /// fails the rules are put back. `steps` names the fault points after each.
+    fn commit_ports(
+        &self,
+        lock: &Lock,
+        rec: &ContainerRecord,
+        steps: [&'static str; 2],
+    ) -> Result<(), RuntimeError> {
+        let engine = &self.engine;
+        let before = engine.planned_rules()?;
+        let mut containers = engine.store().containers()?;
+        containers.retain(|c| c.id != rec.id);
+        containers.push(rec.clone());
+        let after = crate::firewall::plan(&engine.store().networks()?, &containers);
+        engine.firewall().apply_change(&before, &after)?;
+        fault::point(steps[0]);
+        if let Err(err) = engine.store().save_container(lock, rec) {
+            let _ = engine.firewall().apply_change(&after, &before);
+            return Err(err.into());
+        }
+        fault::point(steps[1]);
+        Ok(())
     }
 
     fn running(&self, key: &str) -> Result<ContainerRecord, RuntimeError> {

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use super::{etc_files, names, Runtime, RuntimeError};
 use crate::container::{self, Running, Spec, Stdio};
 use crate::engine::AttachOptions;
+use crate::fault;
 use crate::model::{
     validate_name, ContainerRecord, ContainerState, Limits, MacAddr, NetMode, PortSpec,
 };
@@ -118,8 +119,7 @@ impl Runtime {
     }
 
     /// Under the lock: record the intent, make the container and its endpoint,
-    /// record it running. Any failure undoes every step. The init is released
-    /// (the command starts) only after the lock is dropped.
+    /// start it, record it running. Any failure undoes every step.
     fn launch(&self, what: Launch<'_>, detached: bool) -> Result<(String, Running), RuntimeError> {
         let lock = self.engine.store().lock()?;
         self.reconcile(&lock)?;
@@ -136,11 +136,11 @@ impl Runtime {
         rec.monitor_pid = Some(std::process::id() as i32);
         rec.monitor_start_time = container::start_time(std::process::id() as i32);
         self.reserve(&lock, &mut rec, &port_specs)?;
+        fault::point("run:after-record");
         let made = self.make_container(&lock, &mut rec).and_then(|c| {
-            Ok(self
-                .engine
-                .sync_firewall_if_changed(&lock, &rules_before)
-                .map(|()| c)?)
+            self.engine.sync_firewall_if_changed(&lock, &rules_before)?;
+            fault::point("run:after-firewall");
+            Ok(c)
         });
         let created = match made {
             Ok(created) => created,
@@ -152,16 +152,25 @@ impl Runtime {
         // Best effort, like the cleanup on exit: a failure here only leaves
         // a UDP client that kept sending pinned until its entry times out.
         let _ = super::ports::forget_untranslated_udp(&rec.ports);
-        drop(lock);
-        let id = rec.id.clone();
-        match created.start() {
-            Ok(running) => Ok((id, running)),
+        // Started under the lock, and recorded running only once the command
+        // runs: until then the record stays `creating`, so a crash anywhere
+        // before is rolled back and the same request can simply be repeated.
+        let running = match created.start() {
+            Ok(running) => running,
             Err(err) => {
                 // The init exits by itself on a failed start; clean up as for any exit.
-                let _ = self.finish(&id, None);
-                Err(err.into())
+                let _ = self.release(&lock, &mut rec, None);
+                return Err(err.into());
             }
-        }
+        };
+        fault::point("run:after-start");
+        rec.state = ContainerState::Running;
+        rec.exit_code = None;
+        rec.oom_killed = false;
+        rec.started = Some(crate::now());
+        self.engine.store().save_container(&lock, &rec)?;
+        fault::point("run:after-running-record");
+        Ok((rec.id, running))
     }
 
     fn new_record(
@@ -277,22 +286,22 @@ impl Runtime {
         rec: &mut ContainerRecord,
     ) -> Result<container::Created, RuntimeError> {
         let spec = self.spec(lock, rec)?;
+        fault::point("run:after-etc-files");
         // The cgroup first, so a limit the kernel refuses stops the launch before any
         // process exists; init joins it before it forks the command.
         let cgroup = self.make_cgroup(rec)?;
+        fault::point("run:after-cgroup");
         let created = container::create(&spec)?;
         cgroup.add_process(created.pid())?;
+        fault::point("run:after-clone");
         if rec.net_mode != NetMode::Host {
             let netns: OwnedFd = created.netns()?;
             self.plumb(rec, netns)?;
         }
-        rec.state = ContainerState::Running;
-        rec.exit_code = None;
-        rec.oom_killed = false;
         rec.pid = Some(created.pid());
         rec.start_time = container::start_time(created.pid());
-        rec.started = Some(crate::now());
         self.engine.store().save_container(lock, rec)?;
+        fault::point("run:after-pid-record");
         Ok(created)
     }
 

@@ -52,18 +52,21 @@ pub fn load_optional<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, Stat
     }
 }
 
-fn parse<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T, StateError> {
+pub fn parse<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T, StateError> {
     serde_json::from_slice(bytes).map_err(|source| StateError::Corrupt {
         path: path.to_path_buf(),
         source,
     })
 }
 
-/// Load every record in `dir`; `pick` maps a directory entry to the file to read.
-/// A record that vanished between listing and reading (removed concurrently) is skipped.
+/// Load every record in `dir`; `pick` maps a directory entry to the file to read,
+/// `check` validates what was read. A file that does not exist (a directory
+/// without its record) is skipped; every other failure is an error naming
+/// the file, so no record is ever silently left out.
 pub fn load_all<T: DeserializeOwned>(
     dir: &Path,
     pick: impl Fn(&Path) -> Option<PathBuf>,
+    check: impl Fn(&Path, T) -> Result<T, StateError>,
 ) -> Result<Vec<T>, StateError> {
     let entries = fs::read_dir(dir).map_err(StateError::io("list", dir))?;
     let mut records = Vec::new();
@@ -75,7 +78,7 @@ pub fn load_all<T: DeserializeOwned>(
         }
         if let Some(path) = pick(&entry.path()) {
             if let Some(record) = load_optional(&path)? {
-                records.push(record);
+                records.push(check(&path, record)?);
             }
         }
     }

@@ -11,7 +11,12 @@
 //!   containers/ID/hosts         the container's /etc/hosts (bind-mounted into it)
 //!   containers/ID/resolv.conf   the container's /etc/resolv.conf
 //!   containers/ID/log           stdout and stderr of a detached container
+//!   intents/NETWORK.json        a network being created: its planned record, written
+//!                               before the bridge is made and removed once the network
+//!                               is complete, so a crash in between is rolled back
 //! ```
+//!
+//! The lock file also says whether its last holder died holding it (see [`Lock`]).
 //!
 //! Every record is written to a temporary file in the same directory, fsynced
 //! and renamed over the old one, so a reader or a crash sees either the old
@@ -21,6 +26,7 @@
 
 mod files;
 mod lock;
+mod validate;
 
 pub use lock::Lock;
 
@@ -42,6 +48,8 @@ pub enum StateError {
         path: PathBuf,
         source: serde_json::Error,
     },
+    #[error("invalid state file {path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
 }
 
 impl StateError {
@@ -74,6 +82,7 @@ impl Store {
             root.to_path_buf(),
             root.join("networks"),
             root.join("containers"),
+            root.join("intents"),
         ] {
             std::fs::create_dir_all(&dir).map_err(StateError::io("create directory", &dir))?;
         }
@@ -108,18 +117,27 @@ impl Store {
     }
 
     pub fn networks(&self) -> Result<Vec<NetworkRecord>, StateError> {
-        let mut all: Vec<NetworkRecord> = files::load_all(&self.root.join("networks"), |entry| {
-            entry
-                .extension()
-                .is_some_and(|e| e == "json")
-                .then(|| entry.to_path_buf())
-        })?;
+        let mut all: Vec<NetworkRecord> = files::load_all(
+            &self.root.join("networks"),
+            |entry| {
+                entry
+                    .extension()
+                    .is_some_and(|e| e == "json")
+                    .then(|| entry.to_path_buf())
+            },
+            validate::network,
+        )?;
         all.sort_by_key(|n| (n.created, n.name.clone()));
         Ok(all)
     }
 
     pub fn network(&self, name: &str) -> Result<Option<NetworkRecord>, StateError> {
-        files::load_optional(&self.network_path(name))
+        if crate::model::validate_name("network", name).is_err() {
+            return Ok(None); // never a path outside networks/
+        }
+        let path = self.network_path(name);
+        let net = files::load_optional(&path)?;
+        net.map(|n| validate::network(&path, n)).transpose()
     }
 
     pub fn save_network(&self, _lock: &Lock, net: &NetworkRecord) -> Result<(), StateError> {
@@ -130,14 +148,74 @@ impl Store {
         files::remove_file(&self.network_path(name))
     }
 
+    /// Every container record. A directory without `config.json` is skipped: it
+    /// is what an interrupted `rm` or first save leaves (see
+    /// [`Store::loose_container_dirs`]); any record that exists but cannot be
+    /// read or makes no sense is an error naming the file, never skipped.
     pub fn containers(&self) -> Result<Vec<ContainerRecord>, StateError> {
-        let mut all: Vec<ContainerRecord> =
-            files::load_all(&self.root.join("containers"), |entry| {
-                let config = entry.join("config.json");
-                config.exists().then_some(config)
-            })?;
+        let mut all: Vec<ContainerRecord> = files::load_all(
+            &self.root.join("containers"),
+            |entry| Some(entry.join("config.json")),
+            validate::container,
+        )?;
         all.sort_by_key(|c| (c.created, c.id.clone()));
         Ok(all)
+    }
+
+    /// Container directories with no record in them: left by a command killed
+    /// between making the directory and writing the record, or while removing it.
+    pub fn loose_container_dirs(&self) -> Result<Vec<PathBuf>, StateError> {
+        let dir = self.root.join("containers");
+        let mut loose = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(StateError::io("list", &dir))? {
+            let path = entry.map_err(StateError::io("list", &dir))?.path();
+            let hidden = path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            if !hidden && path.is_dir() && !path.join("config.json").exists() {
+                loose.push(path);
+            }
+        }
+        Ok(loose)
+    }
+
+    /// Remove a directory listed by [`Store::loose_container_dirs`].
+    pub fn remove_loose_dir(&self, _lock: &Lock, path: &Path) -> Result<(), StateError> {
+        match std::fs::remove_dir_all(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(StateError::Io {
+                op: "remove",
+                path: path.to_path_buf(),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn intent_path(&self, name: &str) -> PathBuf {
+        self.root.join("intents").join(format!("{name}.json"))
+    }
+
+    /// Record that network `net` is about to be made (before its bridge exists).
+    pub fn save_network_intent(&self, _lock: &Lock, net: &NetworkRecord) -> Result<(), StateError> {
+        files::write_atomic(&self.intent_path(&net.name), net)
+    }
+
+    /// Networks whose creation began and did not finish.
+    pub fn network_intents(&self) -> Result<Vec<NetworkRecord>, StateError> {
+        files::load_all(
+            &self.root.join("intents"),
+            |entry| {
+                entry
+                    .extension()
+                    .is_some_and(|e| e == "json")
+                    .then(|| entry.to_path_buf())
+            },
+            validate::network,
+        )
+    }
+
+    pub fn clear_network_intent(&self, _lock: &Lock, name: &str) -> Result<(), StateError> {
+        files::remove_file(&self.intent_path(name))
     }
 
     /// A container by exact name, exact id, or unambiguous id prefix.
@@ -192,3 +270,15 @@ impl Store {
 
 #[cfg(test)]
 mod tests;
+
+/// Parse and check a container record as the loader does: for tools and
+/// fuzzing. `path` only names the record in errors (and its directory must be
+/// the record's id).
+pub fn decode_container(path: &Path, bytes: &[u8]) -> Result<ContainerRecord, StateError> {
+    validate::container(path, files::parse(path, bytes)?)
+}
+
+/// Parse and check a network record as the loader does (see [`decode_container`]).
+pub fn decode_network(path: &Path, bytes: &[u8]) -> Result<NetworkRecord, StateError> {
+    validate::network(path, files::parse(path, bytes)?)
+}
