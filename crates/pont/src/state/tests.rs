@@ -123,3 +123,93 @@ fn container_records_from_before_limits_load() {
     assert!(old.limits.is_empty());
     assert!(!old.oom_killed);
 }
+
+#[test]
+fn records_that_break_invariants_are_refused_naming_file_and_field() {
+    let root = temp_root("invalid");
+    let store = Store::open(&root).unwrap();
+    let lock = store.lock().unwrap();
+    let id = "0123456789abcdef".repeat(4);
+    let mut bad = container(&id, "api");
+    bad.ports.push(crate::model::PortMapping {
+        host_ip: None,
+        host_ports: crate::model::PortRange { start: 90, end: 80 },
+        container_ports: crate::model::PortRange { start: 90, end: 80 },
+        protocol: crate::model::Protocol::Tcp,
+    });
+    store.save_container(&lock, &bad).unwrap();
+    let err = store.containers().unwrap_err().to_string();
+    assert!(err.starts_with("invalid state file "), "{err}");
+    assert!(
+        err.contains(&format!("containers/{id}/config.json")),
+        "{err}"
+    );
+    assert!(err.contains("reversed"), "{err}");
+
+    // A record in another container's directory, and an id too short to slice.
+    let short = serde_json::to_string(&container("abc", "x")).unwrap();
+    let path = Path::new("containers/abc/config.json");
+    let err = decode_container(path, short.as_bytes())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not 64 hex digits"), "{err}");
+    let other = serde_json::to_string(&container(&id, "x")).unwrap();
+    let err = decode_container(path, other.as_bytes())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does not match its directory"), "{err}");
+
+    let mut net = network("web");
+    net.gateway = "10.2.0.1".parse().unwrap();
+    let text = serde_json::to_string(&net).unwrap();
+    let err = decode_network(Path::new("networks/web.json"), text.as_bytes())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("gateway 10.2.0.1 is outside subnet 10.1.0.0/24"),
+        "{err}"
+    );
+    let text = serde_json::to_string(&network("web")).unwrap();
+    let err = decode_network(Path::new("networks/other.json"), text.as_bytes())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does not match the file name"), "{err}");
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn lock_remembers_a_holder_that_died_holding_it() {
+    let root = temp_root("lockmark");
+    let store = Store::open(&root).unwrap();
+    drop(store.lock().unwrap());
+    assert!(
+        !store.lock().unwrap().needs_repair(),
+        "a clean unlock leaves no mark"
+    );
+    // What a killed holder leaves: its PID in the file.
+    std::fs::write(root.join("lock"), b"4242\n").unwrap();
+    let lock = store.lock().unwrap();
+    assert!(lock.needs_repair());
+    drop(lock);
+    let lock = store.lock().unwrap();
+    assert!(lock.needs_repair(), "the mark stays until someone repairs");
+    lock.repaired();
+    drop(lock);
+    assert!(!store.lock().unwrap().needs_repair());
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn a_directory_without_its_record_is_loose_not_a_record() {
+    let root = temp_root("loose");
+    let store = Store::open(&root).unwrap();
+    let lock = store.lock().unwrap();
+    let dir = root.join("containers").join("ab".repeat(32));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("hosts"), b"").unwrap();
+    assert!(store.containers().unwrap().is_empty());
+    assert_eq!(store.loose_container_dirs().unwrap(), vec![dir.clone()]);
+    store.remove_loose_dir(&lock, &dir).unwrap();
+    assert!(!dir.exists());
+    std::fs::remove_dir_all(&root).unwrap();
+}
