@@ -17,7 +17,7 @@
 use std::fmt::Write;
 
 use super::tool::{self, FirewallError};
-use super::{NetworkRules, RuleSet};
+use super::RuleSet;
 
 pub const USER_CHAIN: &str = "PONT-USER";
 /// Chains pont owns and rewrites, per table.
@@ -35,6 +35,7 @@ const TABLES: [&str; 3] = ["raw", "filter", "nat"];
 /// masquerade exemptions for traffic into any bridge before the masquerades.
 const ORDERED: [(&str, &str); 2] = [("filter", "PONT-FORWARD"), ("nat", "PONT-POSTROUTING")];
 const EB_CHAIN: &str = "PONT-ISOLATE";
+const EB_ANTISPOOF: &str = "PONT-ANTISPOOF";
 
 /// A jump from a built-in chain: (table, built-in chain, match, pont chain, insert first?).
 const JUMPS: [(&str, &str, &str, &str, bool); 7] = [
@@ -99,7 +100,7 @@ pub fn apply_change(before: &RuleSet, after: &RuleSet) -> Result<(), FirewallErr
     if !b.is_empty() {
         tool::run("iptables-restore", &["-w", "--noflush"], &b)?;
     }
-    if before.networks != after.networks {
+    if before.networks != after.networks || before.endpoints != after.endpoints {
         apply_ebtables(after)?;
     }
     Ok(())
@@ -217,7 +218,17 @@ pub fn is_installed(rules: &RuleSet) -> Result<bool, FirewallError> {
         .networks
         .iter()
         .all(|n| current.contains(&format!("-o {} ", n.bridge)));
-    Ok(jumps && nets)
+    if !(jumps && nets) {
+        return Ok(false);
+    }
+    if rules.endpoints.is_empty() {
+        return Ok(true);
+    }
+    let eb = tool::run("ebtables-save", &[], "").unwrap_or_default();
+    Ok(rules
+        .endpoints
+        .iter()
+        .all(|e| eb.contains(&format!("-i {} --ip-src ", e.port))))
 }
 
 /// `iptables-save` takes no `-w` (1.8.9 refuses it): reading needs no xtables
@@ -227,7 +238,7 @@ fn save() -> Result<String, FirewallError> {
 }
 
 /// The batch that makes pont's chains exactly `rules`, given what `iptables-save` shows.
-fn render(rules: &RuleSet, current: &str) -> String {
+pub(super) fn render(rules: &RuleSet, current: &str) -> String {
     let all = rules_of(rules);
     let mut b = String::new();
     for table in TABLES {
@@ -424,47 +435,89 @@ fn remove_with(current: &str) -> Result<(), FirewallError> {
     apply_ebtables(&RuleSet::default())
 }
 
-/// Frames between ports of an icc=false bridge, dropped at layer 2.
+/// Layer-2 rules, through ebtables: frames between ports of an icc=false
+/// bridge are dropped, and a frame from a container's port must carry that
+/// container's MAC and, for IPv4 and ARP, its address (anti-spoofing, for
+/// traffic to other containers and to the host alike; VLAN tags refused).
+/// One `ebtables-restore` batch for both chains.
 fn apply_ebtables(rules: &RuleSet) -> Result<(), FirewallError> {
-    let ports: Vec<(&NetworkRules, &String)> = rules
+    let isolate: Vec<String> = rules
         .networks
         .iter()
         .filter(|n| !n.icc)
-        .flat_map(|n| n.ports.iter().map(move |p| (n, p)))
+        .flat_map(|n| n.ports.iter())
+        .flat_map(|port| {
+            // ebtables-restore takes no comments; `firewall show` names the
+            // network of each port from the records instead.
+            ["IPv4", "IPv6"].map(|proto| format!("-p {proto} -i {port} -j DROP"))
+        })
+        .collect();
+    let antispoof: Vec<String> = rules
+        .endpoints
+        .iter()
+        .flat_map(|e| {
+            let (port, mac, ip) = (&e.port, e.mac, e.ipv4);
+            [
+                format!("-p 802_1Q -i {port} -j DROP"),
+                format!("-s ! {mac} -i {port} -j DROP"),
+                format!("-p IPv4 -i {port} --ip-src ! {ip} -j DROP"),
+                format!("-p ARP -i {port} --arp-ip-src ! {ip} -j DROP"),
+                format!("-p ARP -i {port} --arp-mac-src ! {mac} -j DROP"),
+            ]
+        })
         .collect();
     let current = tool::run("ebtables-save", &[], "").unwrap_or_default();
-    let exists = current
-        .lines()
-        .any(|l| l.starts_with(&format!(":{EB_CHAIN} ")));
-    let jump = current
-        .lines()
-        .any(|l| l == format!("-A FORWARD -j {EB_CHAIN}"));
-    let mut b = String::from("*filter\n");
-    if ports.is_empty() {
-        if !exists {
-            return Ok(());
-        }
-        if jump {
-            writeln!(b, "-D FORWARD -j {EB_CHAIN}").unwrap();
-        }
-        writeln!(b, "-F {EB_CHAIN}\n-X {EB_CHAIN}").unwrap();
-    } else {
-        writeln!(b, ":{EB_CHAIN} RETURN").unwrap();
-        if exists {
-            writeln!(b, "-F {EB_CHAIN}").unwrap();
-        }
-        // ebtables-restore takes no comments; `firewall show` names the
-        // network of each port from the records instead.
-        for (_, port) in ports {
-            for proto in ["IPv4", "IPv6"] {
-                writeln!(b, "-A {EB_CHAIN} -p {proto} -i {port} -j DROP").unwrap();
-            }
-        }
-        if !jump {
-            writeln!(b, "-A FORWARD -j {EB_CHAIN}").unwrap();
+    let mut batch = String::new();
+    // Anti-spoofing in nat PREROUTING: before the bridge learns the frame's
+    // source MAC (br_handle_frame_finish), so a spoofed MAC is never learned
+    // on the wrong port; the filter table's hooks come after learning.
+    for (table, chain, hook, rules) in [
+        ("filter", EB_CHAIN, "FORWARD", &isolate),
+        ("nat", EB_ANTISPOOF, "PREROUTING", &antispoof),
+    ] {
+        let body = eb_chain(&current, chain, &[hook], rules);
+        if !body.is_empty() {
+            batch += &format!("*{table}\n{body}");
         }
     }
-    tool::run("ebtables-restore", &["--noflush"], &b).map(drop)
+    if batch.is_empty() {
+        return Ok(());
+    }
+    tool::run("ebtables-restore", &["--noflush"], &batch).map(drop)
+}
+
+/// The batch lines that make ebtables chain `chain` hold exactly `rules`,
+/// jumped to first from each of `hooks`; or, with no rules, remove it.
+fn eb_chain(current: &str, chain: &str, hooks: &[&str], rules: &[String]) -> String {
+    let exists = current
+        .lines()
+        .any(|l| l.starts_with(&format!(":{chain} ")));
+    let jumped = |hook: &str| {
+        current
+            .lines()
+            .any(|l| l == format!("-A {hook} -j {chain}"))
+    };
+    let mut b = String::new();
+    if rules.is_empty() {
+        if exists {
+            for hook in hooks.iter().filter(|h| jumped(h)) {
+                writeln!(b, "-D {hook} -j {chain}").unwrap();
+            }
+            writeln!(b, "-F {chain}\n-X {chain}").unwrap();
+        }
+        return b;
+    }
+    writeln!(b, ":{chain} RETURN").unwrap();
+    if exists {
+        writeln!(b, "-F {chain}").unwrap();
+    }
+    for rule in rules {
+        writeln!(b, "-A {chain} {rule}").unwrap();
+    }
+    for hook in hooks.iter().filter(|h| !jumped(h)) {
+        writeln!(b, "-I {hook} 1 -j {chain}").unwrap();
+    }
+    b
 }
 
 /// For the nftables backend: a FORWARD policy of DROP in iptables (Docker sets

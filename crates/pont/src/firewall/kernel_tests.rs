@@ -37,7 +37,8 @@ fn both_backends_apply_idempotently_and_remove_completely() {
                 "touch() { iptables -t $1 -A $2 -j ACCEPT && iptables -t $1 -D $2 -j ACCEPT; }; \
                 touch filter FORWARD; touch filter INPUT; touch raw PREROUTING; \
                 touch nat PREROUTING; touch nat OUTPUT; touch nat POSTROUTING; \
-                ebtables -A FORWARD -j ACCEPT; ebtables -D FORWARD -j ACCEPT",
+                ebtables -A FORWARD -j ACCEPT; ebtables -D FORWARD -j ACCEPT; \
+                ebtables -t nat -A PREROUTING -j ACCEPT; ebtables -t nat -D PREROUTING -j ACCEPT",
             );
             let empty = ruleset();
             backend.apply(&sample()).unwrap();

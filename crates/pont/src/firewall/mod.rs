@@ -17,7 +17,7 @@ mod tool;
 #[cfg(test)]
 mod kernel_tests;
 
-pub use plan::{plan, MappingRules, NetworkRules, RuleSet};
+pub use plan::{plan, EndpointRules, MappingRules, NetworkRules, RuleSet};
 pub use tool::FirewallError;
 
 use std::fmt;
@@ -83,6 +83,16 @@ impl Backend {
         match self {
             Backend::Nftables => nftables::remove_all(),
             Backend::Iptables => iptables::remove_all(),
+        }
+    }
+
+    /// The batch a full [`Backend::apply`] feeds the backend's tool for `rules`
+    /// (for iptables, as on a host without any of pont's chains yet). Pure:
+    /// for tests and fuzzing of what records turn into.
+    pub fn render(self, rules: &RuleSet) -> String {
+        match self {
+            Backend::Nftables => nftables::render(rules),
+            Backend::Iptables => iptables::render(rules, ""),
         }
     }
 

@@ -2,13 +2,30 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::model::{ContainerRecord, ContainerState, Ipv4Net, NetworkRecord, PortMapping};
+use crate::model::{ContainerRecord, ContainerState, Ipv4Net, MacAddr, NetworkRecord, PortMapping};
 
 /// Everything pont's firewall must enforce, in backend-neutral terms.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct RuleSet {
     pub networks: Vec<NetworkRules>,
     pub mappings: Vec<MappingRules>,
+    /// Every attached container port, for the anti-spoofing rules.
+    pub endpoints: Vec<EndpointRules>,
+}
+
+/// One container's bridge port and what the container may send from it: its
+/// own MAC and IPv4 address only. A container is root in its namespace and
+/// can set any address it likes; the host, not the container, decides what
+/// leaves the port, so a container cannot take over another's address (ARP
+/// included) or send with another's source address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointRules {
+    pub container: String,
+    pub network: String,
+    /// The host end of the veth.
+    pub port: String,
+    pub mac: MacAddr,
+    pub ipv4: Ipv4Addr,
 }
 
 /// One published port (or range) of a running container: DNAT from the host
@@ -87,8 +104,22 @@ pub fn plan(networks: &[NetworkRecord], containers: &[ContainerRecord]) -> RuleS
             })
         })
         .collect();
+    let endpoints = containers
+        .iter()
+        .filter(|c| c.state != ContainerState::Exited)
+        .flat_map(|c| {
+            c.endpoints.iter().map(|e| EndpointRules {
+                container: c.name.clone(),
+                network: e.network.clone(),
+                port: e.host_interface.clone(),
+                mac: e.mac,
+                ipv4: e.ipv4,
+            })
+        })
+        .collect();
     RuleSet {
         mappings,
+        endpoints,
         networks: networks
             .iter()
             .map(|n| NetworkRules {

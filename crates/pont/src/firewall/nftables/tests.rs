@@ -22,6 +22,13 @@ pub(crate) fn sample() -> RuleSet {
             },
         ],
         mappings: vec![],
+        endpoints: vec![crate::firewall::EndpointRules {
+            container: "api".into(),
+            network: "web".into(),
+            port: "veth0123456789a".into(),
+            mac: "02:42:0a:4d:01:02".parse().unwrap(),
+            ipv4: "10.77.1.2".parse().unwrap(),
+        }],
     }
 }
 
