@@ -22,6 +22,7 @@ pub fn normalized_snapshot(sb: &Sandbox) -> String {
 pub fn normalize(text: &str) -> String {
     let text = replace_hex_names(text, "veth", 11);
     let text = replace_hex_names(&text, "br-", 12);
+    let text = replace_macs(&text);
     let text = text
         .replace("NO-CARRIER,", "")
         .replace(",LOWER_UP", "")
@@ -32,6 +33,34 @@ pub fn normalize(text: &str) -> String {
         .collect();
     lines.sort_unstable();
     lines.join("\n") + "\n"
+}
+
+/// MAC addresses (random, and in the anti-spoofing rules) become `<mac>`.
+fn replace_macs(text: &str) -> String {
+    let is_mac = |w: &[u8]| {
+        w.len() == 17
+            && w.iter().enumerate().all(|(i, b)| {
+                if i % 3 == 2 {
+                    *b == b':'
+                } else {
+                    b.is_ascii_hexdigit()
+                }
+            })
+    };
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if i + 17 <= bytes.len() && is_mac(&bytes[i..i + 17]) {
+            out.push_str("<mac>");
+            i += 17;
+        } else {
+            let ch = text[i..].chars().next().expect("in bounds");
+            out.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    out
 }
 
 /// `prefix` followed by exactly `len` lowercase hex digits becomes `prefix<id>`.
@@ -188,10 +217,11 @@ mod tests {
 
     #[test]
     fn normalizes_random_names() {
-        let text = "veth0123456789a kind=veth master=br-0123456789ab\nvethfoo br-xyz\n";
+        let text =
+            "veth0123456789a kind=veth master=br-0123456789ab\nvethfoo br-xyz 02:42:ac:11:00:02\n";
         assert_eq!(
             normalize(text),
-            "veth<id> kind=veth master=br-<id>\nvethfoo br-xyz\n"
+            "veth<id> kind=veth master=br-<id>\nvethfoo br-xyz <mac>\n"
         );
     }
 }

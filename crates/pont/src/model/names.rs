@@ -102,7 +102,8 @@ impl FromStr for MacAddr {
         }
         let mut bytes = [0u8; 6];
         for (byte, part) in bytes.iter_mut().zip(parts) {
-            if part.len() != 2 {
+            // from_str_radix alone would take "+c" for 0x0c (found by fuzz/names).
+            if part.len() != 2 || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(InputError::Mac(input.into()));
             }
             *byte = u8::from_str_radix(part, 16).map_err(|_| InputError::Mac(input.into()))?;
@@ -174,6 +175,9 @@ mod tests {
         assert!(validate_mac("00:00:00:00:00:00").is_err());
         assert!(validate_mac("02:42:ac:11:00").is_err());
         assert!(validate_mac("02:42:ac:11:00:zz").is_err());
+        // Regression (fuzz/names): a sign is not a hex digit.
+        assert!("22:42:AC:11:+C:12".parse::<MacAddr>().is_err());
+        assert!("+2:42:ac:11:0c:12".parse::<MacAddr>().is_err());
         for _ in 0..100 {
             let m = MacAddr::random();
             assert_eq!(m.0[0] & 0x03, 0x02, "{m} must be local unicast");
