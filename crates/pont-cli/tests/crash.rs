@@ -288,7 +288,9 @@ fn crash_every_step(name: &str) {
         let why = case.step;
         let sb = host_only();
         (cmd.setup)(&sb);
+        let mut ids = record_ids(&sb);
         let out = (cmd.request)(&sb, Some(case.step));
+        ids.extend(record_ids(&sb));
         let killed = out.status.code().is_none()
             || String::from_utf8_lossy(&out.stderr).contains("exited without a report");
         assert!(
@@ -303,6 +305,7 @@ fn crash_every_step(name: &str) {
         };
         wait_snapshot_in(&sb, expected, why);
         assert_consistent(&sb, why);
+        assert_no_orphan_cgroups(&sb, &ids, why);
         let again = (cmd.request)(&sb, None);
         match case.repeat {
             Succeeds => {
@@ -322,6 +325,15 @@ fn crash_every_step(name: &str) {
         }
         wait_snapshot_in(&sb, &[("the state after the request", &done)], why);
         assert_consistent(&sb, why);
+        ids.extend(record_ids(&sb));
+        // Removed, every container takes its cgroup with it.
+        let all = sb.pont_ok(&["ps", "-a", "-q"]);
+        let mut rm = vec!["rm", "-f"];
+        rm.extend(all.split_whitespace());
+        if rm.len() > 2 {
+            sb.pont_ok(&rm);
+        }
+        assert_no_orphan_cgroups(&sb, &ids, why);
     }
 }
 

@@ -250,7 +250,8 @@ impl Lab {
             "touch() { iptables -t $1 -A $2 -j ACCEPT && iptables -t $1 -D $2 -j ACCEPT; }; \
              touch filter FORWARD && touch filter INPUT && touch raw PREROUTING && \
              touch nat PREROUTING && touch nat OUTPUT && touch nat POSTROUTING && \
-             ebtables -A FORWARD -j ACCEPT && ebtables -D FORWARD -j ACCEPT",
+             ebtables -A FORWARD -j ACCEPT && ebtables -D FORWARD -j ACCEPT && \
+             ebtables -t nat -A PREROUTING -j ACCEPT && ebtables -t nat -D PREROUTING -j ACCEPT",
         );
     }
 

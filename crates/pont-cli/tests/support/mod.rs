@@ -137,6 +137,34 @@ pub fn records(sb: &Sandbox) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The ids of the container records now in the state root.
+pub fn record_ids(sb: &Sandbox) -> BTreeSet<String> {
+    records(sb)
+        .iter()
+        .filter_map(|r| r["id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Asserts that no container among `ids` (every id the test saw) that has no
+/// record any more left a cgroup behind: cgroups are machine-wide, `pont/ID`
+/// under each hierarchy (v1) or the unified root (v2).
+pub fn assert_no_orphan_cgroups(sb: &Sandbox, ids: &BTreeSet<String>, why: &str) {
+    let live = record_ids(sb);
+    let mut roots: Vec<std::path::PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+        .map(|d| {
+            d.filter_map(|e| Some(e.ok()?.path().join("pont")))
+                .collect()
+        })
+        .unwrap_or_default();
+    roots.push("/sys/fs/cgroup/pont".into());
+    for id in ids.difference(&live) {
+        for root in &roots {
+            let dir = root.join(id);
+            assert!(!dir.exists(), "{why}: cgroup {} left behind", dir.display());
+        }
+    }
+}
+
 /// Processes of pont (monitors, and container inits before they exec) that
 /// belong to this sandbox: their environment names its state root.
 pub fn pont_processes(sb: &Sandbox) -> BTreeSet<i32> {

@@ -156,7 +156,31 @@ pub fn show(rules: &RuleSet) -> Result<String, FirewallError> {
         .collect();
     let eb = tool::run("ebtables-save", &[], "").unwrap_or_default();
     out.push_str(&show_ebtables(&eb, rules));
+    out.push_str(&show_antispoof(&eb, rules));
     Ok(out)
+}
+
+/// The anti-spoofing rules, under a heading per container (ebtables has no comments).
+fn show_antispoof(saved: &str, rules: &RuleSet) -> String {
+    let ours: Vec<&str> = saved.lines().filter(|l| l.contains(EB_ANTISPOOF)).collect();
+    if ours.is_empty() {
+        return String::new();
+    }
+    let of_port = |line: &str, port: &str| line.contains(&format!(" -i {port} "));
+    let mut out = String::from("# ebtables\n*nat\n");
+    for line in ours
+        .iter()
+        .filter(|l| !rules.endpoints.iter().any(|e| of_port(l, &e.port)))
+    {
+        writeln!(out, "{line}").unwrap();
+    }
+    for e in &rules.endpoints {
+        writeln!(out, "# container {} on network {}", e.container, e.network).unwrap();
+        for line in ours.iter().filter(|l| of_port(l, &e.port)) {
+            writeln!(out, "{line}").unwrap();
+        }
+    }
+    out
 }
 
 fn show_ebtables(saved: &str, rules: &RuleSet) -> String {

@@ -283,7 +283,10 @@ fn elements(rules: &RuleSet) -> Vec<Element> {
         }
     }
     for e in &rules.endpoints {
-        let label = format!("comment \"container {}\"", e.container);
+        let label = format!(
+            "comment \"container {} on network {}\"",
+            e.container, e.network
+        );
         let port = format!("\"{}\"", e.port);
         add(BRIDGE_TABLE, "guarded_ports", port.clone(), label.clone());
         add(
