@@ -6,7 +6,6 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use pont::engine::host_ifname;
 use pont::firewall::{plan, Backend};
 use pont::state::{decode_container, decode_network};
 
@@ -20,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
     let containers: Vec<_> = container.into_iter().collect();
     let networks: Vec<_> = network.into_iter().collect();
     for c in &containers {
-        let _ = (c.short_id(), host_ifname(&c.id));
+        let _ = c.short_id();
         for m in &c.ports {
             let _ = m.display();
         }

@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use super::StateError;
-use crate::engine::host_ifname;
+use crate::engine::is_pont_veth_name;
 use crate::model::{validate_mtu, validate_name, ContainerRecord, NetMode, NetworkRecord};
 use crate::model::{PortMapping, PortRange};
 
@@ -62,11 +62,10 @@ fn check_container(path: &Path, rec: &ContainerRecord) -> Result<(), String> {
     for ep in &rec.endpoints {
         validate_name("network", &ep.network).map_err(|e| e.to_string())?;
         check_ifname(&ep.interface)?;
-        if ep.host_interface != host_ifname(&rec.id) {
+        if !is_pont_veth_name(&ep.host_interface) {
             return Err(format!(
-                "host interface {} is not the container's ({})",
-                ep.host_interface,
-                host_ifname(&rec.id)
+                "host interface {:?} is not named as pont names veths",
+                ep.host_interface
             ));
         }
         if ep.prefix_len > 32 {
