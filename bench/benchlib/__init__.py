@@ -1,0 +1,1 @@
+"""Helpers for pont's benchmark harness (bench/run.sh). Standard library only."""
