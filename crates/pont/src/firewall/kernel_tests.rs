@@ -86,6 +86,21 @@ fn flushed_rules_are_noticed() {
         sh("nft flush ruleset");
         assert!(!Backend::Nftables.is_installed(&sample()).unwrap());
     });
+    // The presence check lists only the forward chain and the bridges set.
+    for flush in [
+        "nft flush chain inet pont forward",
+        "nft flush set inet pont bridges",
+    ] {
+        in_fresh_netns(|| {
+            Backend::Nftables.apply(&sample()).unwrap();
+            assert!(Backend::Nftables.is_installed(&sample()).unwrap());
+            sh(flush);
+            assert!(
+                !Backend::Nftables.is_installed(&sample()).unwrap(),
+                "{flush}"
+            );
+        });
+    }
     in_fresh_netns(|| {
         Backend::Iptables.apply(&sample()).unwrap();
         sh("iptables -F; iptables -t nat -F");
