@@ -52,17 +52,27 @@ const CHAINS: [(&str, Option<&str>); 8] = [
 ];
 
 /// Sets and maps pont owns: name and declaration.
-const SETS: [(&str, &str); 7] = [
+const SETS: [(&str, &str); 8] = [
     ("bridges", "type ifname;"),
     // subnet . its bridge: "the source lives on the bridge it goes out of"
     ("subnet_bridges", "type ipv4_addr . ifname; flags interval;"),
     ("internal_bridges", "type ifname;"),
     ("icc_pairs", "type ifname . ifname;"),
     ("nat_sources", "type ipv4_addr; flags interval;"),
+    // Single ports are exact keys in hash maps, never intervals: an interval
+    // map of concatenations (the kernel's pipapo set) costs time in the number
+    // of its elements per lookup and per deletion. With 10000 published ports
+    // that cut the rate of new connections to a third and made each removal
+    // 85 ms (docs/benchmarks.md); a hash map stays flat.
+    // protocol . host port -> container address . port, on every host address
+    (
+        "dnat_any_ports",
+        "type inet_proto . inet_service : ipv4_addr . inet_service;",
+    ),
     // host address . protocol . host port -> container address . port
     (
-        "dnat_ports",
-        "type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; flags interval;",
+        "dnat_addr_ports",
+        "type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service;",
     ),
     // host address . protocol . port range -> container address (same ports)
     (
@@ -71,16 +81,18 @@ const SETS: [(&str, &str); 7] = [
     ),
 ];
 
-const STATIC_RULES: [(&str, &str); 19] = [
+const STATIC_RULES: [(&str, &str); 21] = [
     // A container must not reach the host's loopback services through the
     // route_localnet that its bridge has (for 127.0.0.1 port mappings).
     ("guard", "iifname @bridges ip daddr 127.0.0.0/8 counter drop"),
     // Published ports. Loopback-bound mappings are for the host alone: only
     // locally made packets (output chain) are translated to them.
     ("prerouting", "ip daddr 127.0.0.0/8 return"),
-    ("prerouting", "meta l4proto { tcp, udp, sctp } fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @dnat_ports"),
+    ("prerouting", "meta l4proto { tcp, udp, sctp } fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @dnat_addr_ports"),
+    ("prerouting", "meta l4proto { tcp, udp, sctp } fib daddr type local dnat ip to meta l4proto . th dport map @dnat_any_ports"),
     ("prerouting", "meta l4proto { tcp, udp, sctp } fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @dnat_ranges"),
-    ("output", "meta l4proto { tcp, udp, sctp } fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @dnat_ports"),
+    ("output", "meta l4proto { tcp, udp, sctp } fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @dnat_addr_ports"),
+    ("output", "meta l4proto { tcp, udp, sctp } fib daddr type local dnat ip to meta l4proto . th dport map @dnat_any_ports"),
     ("output", "meta l4proto { tcp, udp, sctp } fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @dnat_ranges"),
     // The admin decides first: accept there skips pont's drops, drop is final.
     ("forward", "jump user"),
@@ -319,12 +331,17 @@ fn elements(rules: &RuleSet) -> Vec<Element> {
                 format!("{label} : {}", m.container_ip),
             );
         } else {
+            // Every host address, or exactly one (no prefix: hash keys are exact).
+            let (set, addr) = match host.prefix_len() {
+                0 => ("dnat_any_ports", String::new()),
+                _ => ("dnat_addr_ports", format!("{} . ", host.network())),
+            };
             for offset in 0..hp.count() {
                 let (h, c) = (u32::from(hp.start) + offset, u32::from(cp.start) + offset);
                 add(
                     TABLE,
-                    "dnat_ports",
-                    format!("{host} . {proto} . {h}"),
+                    set,
+                    format!("{addr}{proto} . {h}"),
                     format!("{label} : {} . {c}", m.container_ip),
                 );
             }

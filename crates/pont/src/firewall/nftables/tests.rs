@@ -47,11 +47,11 @@ fn a_change_touches_only_the_elements_that_differ() {
     after.mappings.remove(0);
     assert_eq!(
         render_change(&before, &after),
-        "delete element inet pont dnat_ports { 0.0.0.0/0 . tcp . 8080 }\n"
+        "delete element inet pont dnat_any_ports { tcp . 8080 }\n"
     );
     assert_eq!(
         render_change(&after, &before),
-        "add element inet pont dnat_ports { 0.0.0.0/0 . tcp . 8080 comment \"container api\" : 10.77.1.2 . 80 }\n"
+        "add element inet pont dnat_any_ports { tcp . 8080 comment \"container api\" : 10.77.1.2 . 80 }\n"
     );
 }
 
@@ -70,6 +70,6 @@ fn a_change_among_ten_thousand_ports_is_only_that_change() {
     after.mappings.remove(0);
     assert_eq!(
         render_change(&before, &after),
-        "delete element inet pont dnat_ports { 0.0.0.0/0 . tcp . 8080 }\n"
+        "delete element inet pont dnat_any_ports { tcp . 8080 }\n"
     );
 }
