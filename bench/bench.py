@@ -41,6 +41,12 @@ def parse_args():
         "--other-repeats", type=int, default=1, help="latency runs of CNI and of pont run -d (default 1)"
     )
     p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
+    p.add_argument(
+        "--only",
+        default="",
+        help="comma-separated backends to run (pont-nftables, pont-iptables, pont-run-nftables, "
+        "pont-run-iptables, netavark, cni, bare); default all",
+    )
     p.add_argument("--quick", action="store_true", help="small sizes, one repeat: checks the harness in a minute")
     p.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
     p.add_argument("--run-id", default=str(os.getpid()), help=argparse.SUPPRESS)
@@ -101,6 +107,10 @@ class Runner:
 
 def run_sections(args, runner):
     p = plan(args)
+    if args.only:
+        only = set(args.only.split(","))
+        for section in p.values():
+            section["impls"] = [i for i in section["impls"] if i in only]
     wanted = [s for s in args.sections.split(",") if s]
     for s in wanted:
         if s not in SECTIONS:

@@ -2,7 +2,7 @@
 # pont's benchmarks side by side with netavark and the CNI plugins.
 #
 #   sudo ./bench/run.sh                  # the full run (about 15 minutes on 2 cores)
-#   sudo ./bench/run.sh --containers 1000 --sections latency
+#   sudo ./bench/run.sh --containers 1000 --sections latency --only pont-nftables,netavark
 #   sudo ./bench/run.sh --quick --no-write   # checks the harness in about a minute
 #
 # Installs the peers (netavark, aardvark-dns, containernetworking-plugins) and
