@@ -215,7 +215,7 @@ def meta(args, p, seconds):
             "k-th probes": f"{p['kth']['probes']} (peers at the largest k: {p['kth']['peer_probes_at_max']})",
             "wrk runs": f"{p['conn']['runs']} × {p['conn']['seconds']} s",
             "iperf3 runs": f"{p['iperf']['runs']} × {p['iperf']['seconds']} s",
-            "profile_existing": p["profile"]["existing"],  # read by the profile table
+            "containers present while profiling": p["profile"]["existing"],
         },
         "duration_s": seconds,
     }

@@ -171,7 +171,9 @@ def conn_table(res):
         "**New TCP connections per second through a published port** (wrk from the LAN neighbour, "
         "`Connection: close`; ×: vs netavark)\n\n"
         + table(
-            ["backend"] + [f"{lv} other mappings" for lv in levels] + [f"{levels[-1]} vs {levels[0]}"],
+            ["backend"]
+            + [f"{lv} other mapping{'' if lv == 1 else 's'}" for lv in levels]
+            + [f"{levels[-1]} vs {levels[0]}"],
             rows,
         )
     )
@@ -337,7 +339,8 @@ def render(results):
         if st:
             sections.append(st)
     if "profile" in results:
-        sections.append(profile_table(results["profile"], meta["params"].get("profile_existing", 0)))
+        present = meta["params"].get("containers present while profiling", 0)
+        sections.append(profile_table(results["profile"], present))
     if "kth" in results:
         sections += ["### 2. The k-th port mapping", kth_table(results["kth"]), kth_rm_table(results["kth"])]
     if "conn" in results:
