@@ -83,7 +83,7 @@ def plan(args):
         },
         "iperf": {
             "impls": ["bare", "pont-nftables", "pont-iptables", "netavark"],
-            "runs": 1 if q else 3,
+            "runs": 1 if q else 5,
             "seconds": 1 if q else 2,
         },
         "range": {"impls": ["pont-run-nftables", "pont-run-iptables", "netavark"], "runs": 1 if q else 3},

@@ -188,9 +188,17 @@ def iperf(ctx):
         impl.close()
 
 
+ONE_DNAT_RULE = """table ip bench_ref {
+    chain pre { type nat hook prerouting priority dstnat; ip daddr 192.0.2.1 tcp dport 15201 dnat to 10.91.0.2:5201; }
+    chain out { type nat hook output priority -100; ip daddr 192.0.2.1 tcp dport 15201 dnat to 10.91.0.2:5201; }
+}
+"""
+
+
 def iperf_bare(ctx):
     """The same paths with no firewall at all: a bridge and veths made with
-    `ip`, the LAN routed to the containers' subnet; and one bare veth pair."""
+    `ip`, the LAN routed to the containers' subnet; one bare veth pair; and
+    the published-port paths through a single DNAT rule."""
     runs, secs = ctx.p["runs"], ctx.p["seconds"]
     ns = os.path.join(ctx.tmp, "ns")
     os.makedirs(ns, exist_ok=True)
@@ -228,7 +236,17 @@ def iperf_bare(ctx):
             "host-direct": ["iperf3", "-c", "10.91.0.2", "-p", "5201"],
             "lan-direct": ctx.in_lan(["iperf3", "-c", "10.91.0.2", "-p", "5201"]),
         }
-        return {name: [iperf_run(argv, secs) for _ in range(runs)] for name, argv in paths.items()}
+        out = {name: [iperf_run(argv, secs) for _ in range(runs)] for name, argv in paths.items()}
+        # The same published-port paths with the least a published port needs:
+        # one DNAT rule (so conntrack and NAT, but none of pont's rules). Made
+        # last: a NAT hook turns conntrack on for every path above.
+        nsutil.run(["nft", "-f", "-"], stdin=ONE_DNAT_RULE)
+        published = {
+            "host-published": ["iperf3", "-c", HOST_IP, "-p", "15201"],
+            "lan-published": ctx.in_lan(["iperf3", "-c", HOST_IP, "-p", "15201"]),
+        }
+        out.update({name: [iperf_run(argv, secs) for _ in range(runs)] for name, argv in published.items()})
+        return out
     finally:
         ctx.procs.stop_all()
         for path in (a, b, p1, p2):
