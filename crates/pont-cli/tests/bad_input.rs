@@ -5,21 +5,6 @@ mod common;
 
 use common::*;
 
-fn assert_refused(sb: &Sandbox, args: &[&str], needle: &str) {
-    let out = sb.pont(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "pont {args:?} succeeded");
-    assert!(
-        stderr.contains(needle),
-        "pont {args:?}: error {stderr:?} does not mention {needle:?}"
-    );
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "pont {args:?}: not one line: {stderr:?}"
-    );
-}
-
 #[test]
 fn bad_networks_are_refused_and_leave_nothing() {
     let sb = host_only();

@@ -394,21 +394,6 @@ fn stats_show_use_and_limits_and_stream_until_interrupted() {
     assert!((2..=3).contains(&samples), "{samples} samples: {out:?}");
 }
 
-fn assert_refused(sb: &Sandbox, args: &[&str], needle: &str) {
-    let out = sb.pont(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "pont {args:?} succeeded");
-    assert!(
-        stderr.contains(needle),
-        "pont {args:?}: error {stderr:?} does not mention {needle:?}"
-    );
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "pont {args:?}: not one line: {stderr:?}"
-    );
-}
-
 #[test]
 fn bad_limits_are_refused_and_change_nothing() {
     let cleanup = CgroupCleanup::default();

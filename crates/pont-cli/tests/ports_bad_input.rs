@@ -8,22 +8,6 @@ mod ports_support;
 
 use ports_support::*;
 
-/// `pont ARGS` fails with one line of error holding `needle`.
-fn assert_refused(sb: &Sandbox, args: &[&str], needle: &str) {
-    let out = sb.pont(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "pont {args:?} succeeded");
-    assert!(
-        stderr.contains(needle),
-        "pont {args:?}: {stderr:?} does not name {needle:?}"
-    );
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "pont {args:?}: not one line: {stderr:?}"
-    );
-}
-
 /// Each spec and the text its error must hold.
 const BAD_SPECS: &[(&str, &str)] = &[
     (

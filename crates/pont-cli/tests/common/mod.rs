@@ -52,3 +52,19 @@ pub fn host_links(sb: &Sandbox) -> Vec<String> {
 }
 
 pub const SECOND: Duration = Duration::from_secs(1);
+
+/// `pont ARGS` fails, with one line of error that holds `needle` (the bad value).
+pub fn assert_refused(sb: &Sandbox, args: &[&str], needle: &str) {
+    let out = sb.pont(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "pont {args:?} succeeded");
+    assert!(
+        stderr.contains(needle),
+        "pont {args:?}: error {stderr:?} does not mention {needle:?}"
+    );
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "pont {args:?}: not one line: {stderr:?}"
+    );
+}
