@@ -45,16 +45,23 @@ tcp = socket.socket()
 tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 tcp.bind((sys.argv[1], 80))
 tcp.listen(64)
+out = threading.Lock()
+def report(line):
+    # One whole line per write, under a lock: print() from two threads
+    # interleaves its pieces ("192.0.2.2192.0.2.2").
+    with out:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 def echo():
     while True:
         data, peer = udp.recvfrom(65536)
-        print(peer[0], "udp", flush=True)
+        report(peer[0] + " udp")
         udp.sendto((peer[0] + "\n").encode(), peer)
 threading.Thread(target=echo, daemon=True).start()
-print("listening", flush=True)
+report("listening")
 while True:
     conn, peer = tcp.accept()
-    print(peer[0], "tcp", flush=True)
+    report(peer[0] + " tcp")
     conn.sendall((peer[0] + "\n").encode())
     conn.close()
 "#;
