@@ -202,20 +202,26 @@ fn show_ebtables(saved: &str, rules: &RuleSet) -> String {
         return String::new();
     }
     let of_port = |line: &str, port: &str| line.contains(&format!(" -i {port} "));
+    let isolated_ports = |net: &str| -> Vec<&str> {
+        let of_net = rules.endpoints.iter().filter(|e| e.isolated);
+        of_net
+            .filter(|e| e.network == net)
+            .map(|e| e.port.as_str())
+            .collect()
+    };
     let owned = |line: &str| {
-        rules
-            .networks
-            .iter()
-            .any(|n| n.ports.iter().any(|p| of_port(line, p)))
+        let isolated = rules.endpoints.iter().filter(|e| e.isolated);
+        isolated.clone().any(|e| of_port(line, &e.port))
     };
     let mut out = String::from("# ebtables\n*filter\n");
     for line in ours.iter().filter(|l| !owned(l)) {
         writeln!(out, "{line}").unwrap();
     }
     for net in &rules.networks {
+        let ports = isolated_ports(&net.name);
         let lines: Vec<&&str> = ours
             .iter()
-            .filter(|l| net.ports.iter().any(|p| of_port(l, p)))
+            .filter(|l| ports.iter().any(|p| of_port(l, p)))
             .collect();
         if !lines.is_empty() {
             writeln!(out, "# network {}", net.name).unwrap();
@@ -476,20 +482,40 @@ fn remove_with(current: &str) -> Result<(), FirewallError> {
 /// bridge are dropped, and a frame from a container's port must carry that
 /// container's MAC and, for IPv4 and ARP, its address (anti-spoofing, for
 /// traffic to other containers and to the host alike; VLAN tags refused).
-/// One `ebtables-restore` batch for both chains.
+/// One `ebtables-restore` batch for both chains, which exist (empty or not)
+/// while any network does, so a container's rules can be added and deleted
+/// on their own ([`apply_container_change`]).
 fn apply_ebtables(rules: &RuleSet) -> Result<(), FirewallError> {
-    let isolate: Vec<String> = rules
-        .networks
+    let (isolate, antispoof) = eb_rules(rules);
+    let current = tool::run("ebtables-save", &[], "").unwrap_or_default();
+    let keep = !rules.networks.is_empty();
+    let mut batch = String::new();
+    for (table, chain, hook, rules) in [
+        ("filter", EB_CHAIN, "FORWARD", &isolate),
+        ("nat", EB_ANTISPOOF, "PREROUTING", &antispoof),
+    ] {
+        let body = eb_chain(&current, chain, &[hook], rules, keep);
+        if !body.is_empty() {
+            batch += &format!("*{table}\n{body}");
+        }
+    }
+    if batch.is_empty() {
+        return Ok(());
+    }
+    tool::run("ebtables-restore", &["--noflush"], &batch).map(drop)
+}
+
+/// The ebtables rules of `rules`' endpoints: (port isolation, anti-spoofing).
+fn eb_rules(rules: &RuleSet) -> (Vec<String>, Vec<String>) {
+    // ebtables-restore takes no comments; `firewall show` names the
+    // network and container of each port from the records instead.
+    let isolate = rules
+        .endpoints
         .iter()
-        .filter(|n| !n.icc)
-        .flat_map(|n| n.ports.iter())
-        .flat_map(|port| {
-            // ebtables-restore takes no comments; `firewall show` names the
-            // network of each port from the records instead.
-            ["IPv4", "IPv6"].map(|proto| format!("-p {proto} -i {port} -j DROP"))
-        })
+        .filter(|e| e.isolated)
+        .flat_map(|e| ["IPv4", "IPv6"].map(|proto| format!("-p {proto} -i {} -j DROP", e.port)))
         .collect();
-    let antispoof: Vec<String> = rules
+    let antispoof = rules
         .endpoints
         .iter()
         .flat_map(|e| {
@@ -503,16 +529,32 @@ fn apply_ebtables(rules: &RuleSet) -> Result<(), FirewallError> {
             ]
         })
         .collect();
-    let current = tool::run("ebtables-save", &[], "").unwrap_or_default();
+    (isolate, antispoof)
+}
+
+/// Replace one operation's share of container rules (see
+/// [`super::container_rules`]): DNAT rules deleted and appended one by one,
+/// the container's ebtables rules likewise. `-D` of a rule that is not
+/// there fails the batch, which tells the caller to rewrite from the records.
+pub fn apply_container_change(before: &RuleSet, after: &RuleSet) -> Result<(), FirewallError> {
+    let b = render_change(&rules_of(before), &rules_of(after));
+    if !b.is_empty() {
+        tool::run("iptables-restore", &["-w", "--noflush"], &b)?;
+    }
+    let (old_isolate, old_antispoof) = eb_rules(before);
+    let (new_isolate, new_antispoof) = eb_rules(after);
     let mut batch = String::new();
-    // Anti-spoofing in nat PREROUTING: before the bridge learns the frame's
-    // source MAC (br_handle_frame_finish), so a spoofed MAC is never learned
-    // on the wrong port; the filter table's hooks come after learning.
-    for (table, chain, hook, rules) in [
-        ("filter", EB_CHAIN, "FORWARD", &isolate),
-        ("nat", EB_ANTISPOOF, "PREROUTING", &antispoof),
+    for (table, chain, old, new) in [
+        ("filter", EB_CHAIN, &old_isolate, &new_isolate),
+        ("nat", EB_ANTISPOOF, &old_antispoof, &new_antispoof),
     ] {
-        let body = eb_chain(&current, chain, &[hook], rules);
+        let mut body = String::new();
+        for rule in old.iter().filter(|r| !new.contains(r)) {
+            writeln!(body, "-D {chain} {rule}").unwrap();
+        }
+        for rule in new.iter().filter(|r| !old.contains(r)) {
+            writeln!(body, "-A {chain} {rule}").unwrap();
+        }
         if !body.is_empty() {
             batch += &format!("*{table}\n{body}");
         }
@@ -524,8 +566,9 @@ fn apply_ebtables(rules: &RuleSet) -> Result<(), FirewallError> {
 }
 
 /// The batch lines that make ebtables chain `chain` hold exactly `rules`,
-/// jumped to first from each of `hooks`; or, with no rules, remove it.
-fn eb_chain(current: &str, chain: &str, hooks: &[&str], rules: &[String]) -> String {
+/// jumped to first from each of `hooks`; or, unless `keep`, remove it when
+/// there are no rules.
+fn eb_chain(current: &str, chain: &str, hooks: &[&str], rules: &[String], keep: bool) -> String {
     let exists = current
         .lines()
         .any(|l| l.starts_with(&format!(":{chain} ")));
@@ -535,7 +578,7 @@ fn eb_chain(current: &str, chain: &str, hooks: &[&str], rules: &[String]) -> Str
             .any(|l| l == format!("-A {hook} -j {chain}"))
     };
     let mut b = String::new();
-    if rules.is_empty() {
+    if rules.is_empty() && !keep {
         if exists {
             for hook in hooks.iter().filter(|h| jumped(h)) {
                 writeln!(b, "-D {hook} -j {chain}").unwrap();

@@ -17,7 +17,7 @@ mod tool;
 #[cfg(test)]
 mod kernel_tests;
 
-pub use plan::{plan, EndpointRules, MappingRules, NetworkRules, RuleSet};
+pub use plan::{container_rules, plan, EndpointRules, MappingRules, NetworkRules, RuleSet};
 pub use tool::FirewallError;
 
 use std::fmt;
@@ -75,6 +75,24 @@ impl Backend {
             Backend::Iptables => iptables::apply_change(before, after),
         };
         changed.or_else(|_| self.apply(after))
+    }
+
+    /// Replace one operation's share of the container rules: `before` and
+    /// `after` hold only containers' endpoints and mappings (no networks),
+    /// as [`container_rules`] makes them, and everything else stays as
+    /// installed. The work is that of the change alone. An error means the
+    /// installed rules are not what `before` assumed (say, they were
+    /// flushed): the caller then rewrites them from the records.
+    pub fn apply_container_change(
+        self,
+        before: &RuleSet,
+        after: &RuleSet,
+    ) -> Result<(), FirewallError> {
+        debug_assert!(before.networks.is_empty() && after.networks.is_empty());
+        match self {
+            Backend::Nftables => nftables::apply_container_change(before, after),
+            Backend::Iptables => iptables::apply_container_change(before, after),
+        }
     }
 
     /// Remove everything of pont's in this backend, the admin chain included

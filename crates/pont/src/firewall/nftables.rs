@@ -281,17 +281,7 @@ fn elements(rules: &RuleSet) -> Vec<Element> {
             add(TABLE, "icc_pairs", format!("{br} . {br}"), label.clone());
         }
         if n.masquerade() {
-            add(TABLE, "nat_sources", n.subnet.to_string(), label.clone());
-        }
-        if !n.icc {
-            for port in &n.ports {
-                add(
-                    BRIDGE_TABLE,
-                    "isolated_ports",
-                    format!("\"{port}\""),
-                    label.clone(),
-                );
-            }
+            add(TABLE, "nat_sources", n.subnet.to_string(), label);
         }
     }
     for e in &rules.endpoints {
@@ -300,6 +290,10 @@ fn elements(rules: &RuleSet) -> Vec<Element> {
             e.container, e.network
         );
         let port = format!("\"{}\"", e.port);
+        if e.isolated {
+            let network = format!("comment \"network {}\"", e.network);
+            add(BRIDGE_TABLE, "isolated_ports", port.clone(), network);
+        }
         add(BRIDGE_TABLE, "guarded_ports", port.clone(), label.clone());
         add(
             BRIDGE_TABLE,
@@ -367,6 +361,16 @@ pub fn apply_change(before: &RuleSet, after: &RuleSet) -> Result<(), FirewallErr
     }
     if before.networks != after.networks {
         iptables::sync_forward_shim(after)?;
+    }
+    Ok(())
+}
+
+/// Replace one operation's share of container rules (see
+/// [`super::container_rules`]): only set elements change.
+pub fn apply_container_change(before: &RuleSet, after: &RuleSet) -> Result<(), FirewallError> {
+    let batch = render_change(before, after);
+    if !batch.is_empty() {
+        tool::run("nft", &["-f", "-"], &batch)?;
     }
     Ok(())
 }

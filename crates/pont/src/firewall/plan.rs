@@ -26,6 +26,9 @@ pub struct EndpointRules {
     pub port: String,
     pub mac: MacAddr,
     pub ipv4: Ipv4Addr,
+    /// The network has icc=false: nothing from this port reaches another port
+    /// of the bridge.
+    pub isolated: bool,
 }
 
 /// One published port (or range) of a running container: DNAT from the host
@@ -59,10 +62,6 @@ pub struct NetworkRules {
     pub internal: bool,
     /// Containers of this network may talk to each other.
     pub icc: bool,
-    /// Host ends of the veths attached now (bridge ports), listed only where
-    /// rules name them (icc=false), so starting a container on an ordinary
-    /// network leaves the rule set unchanged and costs no firewall work.
-    pub ports: Vec<String>,
 }
 
 impl NetworkRules {
@@ -78,58 +77,75 @@ impl RuleSet {
     }
 }
 
+/// The rules the records call for: every network's, and every live container's.
 pub fn plan(networks: &[NetworkRecord], containers: &[ContainerRecord]) -> RuleSet {
-    let ports_of = |net: &str| -> Vec<String> {
-        containers
+    let icc = |name: &str| {
+        networks
             .iter()
-            .filter(|c| c.state != ContainerState::Exited)
-            .flat_map(|c| c.endpoints.iter())
-            .filter(|e| e.network == net)
-            .map(|e| e.host_interface.clone())
-            .collect()
+            .find(|n| n.name == name)
+            .is_none_or(|n| n.icc)
     };
-    let mappings = containers
+    let mut rules = RuleSet {
+        networks: networks.iter().map(network_rules).collect(),
+        ..RuleSet::default()
+    };
+    for c in containers {
+        let part = container_rules(c, icc);
+        rules.mappings.extend(part.mappings);
+        rules.endpoints.extend(part.endpoints);
+    }
+    rules
+}
+
+fn network_rules(n: &NetworkRecord) -> NetworkRules {
+    NetworkRules {
+        name: n.name.clone(),
+        bridge: n.bridge.clone(),
+        subnet: n.subnet,
+        internal: n.internal,
+        icc: n.icc,
+    }
+}
+
+/// One container's share of the rules (no networks): its bridge ports and
+/// published ports while it is live, nothing once it has exited. An
+/// operation on one container changes exactly this share, so comparing the
+/// share before and after is the whole firewall change, however many other
+/// containers there are. `icc` tells whether a network lets its containers
+/// talk to each other.
+pub fn container_rules(c: &ContainerRecord, icc: impl Fn(&str) -> bool) -> RuleSet {
+    if c.state == ContainerState::Exited {
+        return RuleSet::default();
+    }
+    let endpoints = c
+        .endpoints
         .iter()
-        .filter(|c| c.state != ContainerState::Exited)
-        .flat_map(|c| {
-            let ep = c.endpoints.first();
-            c.ports.iter().filter_map(move |m| {
-                let ep = ep?;
-                Some(MappingRules {
-                    container: c.name.clone(),
-                    network: ep.network.clone(),
-                    container_ip: ep.ipv4,
-                    mapping: m.clone(),
-                })
-            })
+        .map(|e| EndpointRules {
+            container: c.name.clone(),
+            network: e.network.clone(),
+            port: e.host_interface.clone(),
+            mac: e.mac,
+            ipv4: e.ipv4,
+            isolated: !icc(&e.network),
         })
         .collect();
-    let endpoints = containers
-        .iter()
-        .filter(|c| c.state != ContainerState::Exited)
-        .flat_map(|c| {
-            c.endpoints.iter().map(|e| EndpointRules {
-                container: c.name.clone(),
-                network: e.network.clone(),
-                port: e.host_interface.clone(),
-                mac: e.mac,
-                ipv4: e.ipv4,
-            })
-        })
-        .collect();
-    RuleSet {
-        mappings,
-        endpoints,
-        networks: networks
+    // Published ports go to the container's first network, as with Docker.
+    let mappings = match c.endpoints.first() {
+        Some(ep) => c
+            .ports
             .iter()
-            .map(|n| NetworkRules {
-                name: n.name.clone(),
-                bridge: n.bridge.clone(),
-                subnet: n.subnet,
-                internal: n.internal,
-                icc: n.icc,
-                ports: if n.icc { vec![] } else { ports_of(&n.name) },
+            .map(|m| MappingRules {
+                container: c.name.clone(),
+                network: ep.network.clone(),
+                container_ip: ep.ipv4,
+                mapping: m.clone(),
             })
             .collect(),
+        None => vec![],
+    };
+    RuleSet {
+        networks: vec![],
+        mappings,
+        endpoints,
     }
 }

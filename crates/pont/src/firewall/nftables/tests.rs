@@ -10,7 +10,6 @@ pub(crate) fn sample() -> RuleSet {
                 subnet: "10.77.1.0/24".parse().unwrap(),
                 internal: false,
                 icc: true,
-                ports: vec!["veth0123456789a".into()],
             },
             NetworkRules {
                 name: "vault".into(),
@@ -18,17 +17,27 @@ pub(crate) fn sample() -> RuleSet {
                 subnet: "10.77.2.0/24".parse().unwrap(),
                 internal: true,
                 icc: false,
-                ports: vec!["vethfedcba98765".into()],
             },
         ],
         mappings: vec![],
-        endpoints: vec![crate::firewall::EndpointRules {
-            container: "api".into(),
-            network: "web".into(),
-            port: "veth0123456789a".into(),
-            mac: "02:42:0a:4d:01:02".parse().unwrap(),
-            ipv4: "10.77.1.2".parse().unwrap(),
-        }],
+        endpoints: vec![
+            crate::firewall::EndpointRules {
+                container: "api".into(),
+                network: "web".into(),
+                port: "veth0123456789a".into(),
+                mac: "02:42:0a:4d:01:02".parse().unwrap(),
+                ipv4: "10.77.1.2".parse().unwrap(),
+                isolated: false,
+            },
+            crate::firewall::EndpointRules {
+                container: "db".into(),
+                network: "vault".into(),
+                port: "vethfedcba98765".into(),
+                mac: "02:42:0a:4d:02:02".parse().unwrap(),
+                ipv4: "10.77.2.2".parse().unwrap(),
+                isolated: true,
+            },
+        ],
     }
 }
 
