@@ -99,7 +99,10 @@ impl Engine {
     /// Rebuild pont's rules if someone flushed them (`nft flush ruleset`, `iptables -F`).
     pub fn repair_firewall(&self, _lock: &Lock) -> Result<(), EngineError> {
         let rules = self.planned_rules()?;
-        if !self.firewall.is_installed(&rules)? {
+        if !self
+            .firewall
+            .is_installed(&rules.networks, rules.endpoints.len())?
+        {
             self.firewall.apply(&rules)?;
         }
         Ok(())

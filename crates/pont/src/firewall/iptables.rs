@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use super::tool::{self, FirewallError};
-use super::RuleSet;
+use super::{NetworkRules, RuleSet};
 
 pub const USER_CHAIN: &str = "PONT-USER";
 /// Chains pont owns and rewrites, per table.
@@ -249,29 +249,27 @@ pub fn show_forward_shim() -> String {
     out
 }
 
-pub fn is_installed(rules: &RuleSet) -> Result<bool, FirewallError> {
-    if rules.is_empty() {
+pub fn is_installed(networks: &[NetworkRules], endpoints: usize) -> Result<bool, FirewallError> {
+    if networks.is_empty() {
         return Ok(true);
     }
     let current = save()?;
     let jumps = JUMPS
         .iter()
         .all(|(_, builtin, m, chain, _)| has_jump(&current, builtin, m, chain));
-    let nets = rules
-        .networks
+    let nets = networks
         .iter()
         .all(|n| current.contains(&format!("-o {} ", n.bridge)));
     if !(jumps && nets) {
         return Ok(false);
     }
-    if rules.endpoints.is_empty() {
-        return Ok(true);
-    }
     let eb = tool::run("ebtables-save", &[], "").unwrap_or_default();
-    Ok(rules
-        .endpoints
-        .iter()
-        .all(|e| eb.contains(&format!("-i {} --ip-src ", e.port))))
+    // One `--ip-src` rule per guarded port.
+    let guarded = eb
+        .lines()
+        .filter(|l| l.starts_with(&format!("-A {EB_ANTISPOOF} ")) && l.contains(" --ip-src "))
+        .count();
+    Ok(guarded == endpoints && eb.contains(&format!("-A PREROUTING -j {EB_ANTISPOOF}")))
 }
 
 /// `iptables-save` takes no `-w` (1.8.9 refuses it): reading needs no xtables
@@ -604,16 +602,16 @@ fn eb_chain(current: &str, chain: &str, hooks: &[&str], rules: &[String], keep: 
 /// one) would drop what pont's own table allows. Then, and only then, pont
 /// keeps `PONT-ACCEPT` appended to FORWARD, accepting its bridges' traffic after
 /// every other rule there. Removed again when no network is left.
-pub fn sync_forward_shim(rules: &RuleSet) -> Result<(), FirewallError> {
+pub fn sync_forward_shim(networks: &[NetworkRules]) -> Result<(), FirewallError> {
     let Ok(current) = save() else {
         return Ok(()); // no iptables on this host: nothing to work around
     };
     let policy_drop = current.lines().any(|l| l.starts_with(":FORWARD DROP"));
     let installed = has_chain(&current, "PONT-ACCEPT");
     let mut b = String::from("*filter\n");
-    if policy_drop && !rules.is_empty() {
+    if policy_drop && !networks.is_empty() {
         writeln!(b, ":PONT-ACCEPT - [0:0]").unwrap();
-        for net in &rules.networks {
+        for net in networks {
             let c = comment(&net.name, "network");
             writeln!(b, "-A PONT-ACCEPT -o {} {c} -j ACCEPT", net.bridge).unwrap();
             writeln!(b, "-A PONT-ACCEPT -i {} {c} -j ACCEPT", net.bridge).unwrap();
@@ -637,25 +635,25 @@ pub fn sync_forward_shim(rules: &RuleSet) -> Result<(), FirewallError> {
 /// DROP but the shim [`sync_forward_shim`] keeps for that case is missing or
 /// lacks a bridge, as when the policy was set after pont's last change
 /// (Docker starting later does this) or iptables' rules were flushed.
-pub fn forward_shim_in_place(rules: &RuleSet) -> bool {
-    if rules.is_empty() {
+pub fn forward_shim_in_place(networks: &[NetworkRules]) -> bool {
+    if networks.is_empty() {
         return true;
     }
     // Only the filter table: a cheap listing, and one that creates nothing.
     let Ok(filter) = tool::run("iptables", &["-w", "-S"], "") else {
         return true; // no iptables on this host: nothing to work around
     };
-    shim_in_place(&filter, rules)
+    shim_in_place(&filter, networks)
 }
 
 /// [`forward_shim_in_place`] on an `iptables -S` listing of the filter table.
-fn shim_in_place(filter: &str, rules: &RuleSet) -> bool {
+fn shim_in_place(filter: &str, networks: &[NetworkRules]) -> bool {
     let has = |line: &str| filter.lines().any(|l| l == line);
     if !has("-P FORWARD DROP") {
         return true;
     }
     has("-A FORWARD -j PONT-ACCEPT")
-        && rules.networks.iter().all(|n| {
+        && networks.iter().all(|n| {
             let prefix = format!("-A PONT-ACCEPT -o {} ", n.bridge);
             filter.lines().any(|l| l.starts_with(&prefix))
         })

@@ -44,7 +44,9 @@ fn both_backends_apply_idempotently_and_remove_completely() {
             backend.apply(&sample()).unwrap();
             let once = ruleset();
             assert!(once.contains("br-0123456789ab"), "{backend}: {once}");
-            assert!(backend.is_installed(&sample()).unwrap());
+            assert!(backend
+                .is_installed(&sample().networks, sample().endpoints.len())
+                .unwrap());
             backend.apply(&sample()).unwrap();
             assert_eq!(
                 ruleset(),
@@ -84,7 +86,9 @@ fn flushed_rules_are_noticed() {
     in_fresh_netns(|| {
         Backend::Nftables.apply(&sample()).unwrap();
         sh("nft flush ruleset");
-        assert!(!Backend::Nftables.is_installed(&sample()).unwrap());
+        assert!(!Backend::Nftables
+            .is_installed(&sample().networks, sample().endpoints.len())
+            .unwrap());
     });
     // The presence check lists only the forward chain and the bridges set.
     for flush in [
@@ -93,10 +97,14 @@ fn flushed_rules_are_noticed() {
     ] {
         in_fresh_netns(|| {
             Backend::Nftables.apply(&sample()).unwrap();
-            assert!(Backend::Nftables.is_installed(&sample()).unwrap());
+            assert!(Backend::Nftables
+                .is_installed(&sample().networks, sample().endpoints.len())
+                .unwrap());
             sh(flush);
             assert!(
-                !Backend::Nftables.is_installed(&sample()).unwrap(),
+                !Backend::Nftables
+                    .is_installed(&sample().networks, sample().endpoints.len())
+                    .unwrap(),
                 "{flush}"
             );
         });
@@ -104,9 +112,13 @@ fn flushed_rules_are_noticed() {
     in_fresh_netns(|| {
         Backend::Iptables.apply(&sample()).unwrap();
         sh("iptables -F; iptables -t nat -F");
-        assert!(!Backend::Iptables.is_installed(&sample()).unwrap());
+        assert!(!Backend::Iptables
+            .is_installed(&sample().networks, sample().endpoints.len())
+            .unwrap());
         Backend::Iptables.apply(&sample()).unwrap();
-        assert!(Backend::Iptables.is_installed(&sample()).unwrap());
+        assert!(Backend::Iptables
+            .is_installed(&sample().networks, sample().endpoints.len())
+            .unwrap());
     });
 }
 

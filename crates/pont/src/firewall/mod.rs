@@ -123,12 +123,19 @@ impl Backend {
         }
     }
 
-    /// Whether pont's rules for `rules` look installed (a cheap presence check,
-    /// so commands notice a flushed rule set and rebuild it).
-    pub fn is_installed(self, rules: &RuleSet) -> Result<bool, FirewallError> {
+    /// Whether pont's rules for `networks` look installed, with `endpoints`
+    /// container ports under anti-spoofing: a cheap presence check, so every
+    /// command notices a flushed rule set and rebuilds it. It costs the same
+    /// however many containers and published ports there are (no records
+    /// are read for it, no port map is listed).
+    pub fn is_installed(
+        self,
+        networks: &[NetworkRules],
+        endpoints: usize,
+    ) -> Result<bool, FirewallError> {
         match self {
-            Backend::Nftables => nftables::is_installed(rules),
-            Backend::Iptables => iptables::is_installed(rules),
+            Backend::Nftables => nftables::is_installed(networks, endpoints),
+            Backend::Iptables => iptables::is_installed(networks, endpoints),
         }
     }
 }

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use super::tool::{self, FirewallError};
-use super::{iptables, RuleSet};
+use super::{iptables, NetworkRules, RuleSet};
 
 pub const TABLE: &str = "inet pont";
 pub const BRIDGE_TABLE: &str = "bridge pont";
@@ -360,7 +360,7 @@ pub fn apply_change(before: &RuleSet, after: &RuleSet) -> Result<(), FirewallErr
         tool::run("nft", &["-f", "-"], &batch)?;
     }
     if before.networks != after.networks {
-        iptables::sync_forward_shim(after)?;
+        iptables::sync_forward_shim(&after.networks)?;
     }
     Ok(())
 }
@@ -382,12 +382,12 @@ pub fn apply(rules: &RuleSet) -> Result<(), FirewallError> {
         tool::run("nft", &["-f", "-"], &render(rules))?;
     }
     // Another firewall's FORWARD policy of DROP would drop what pont allows.
-    iptables::sync_forward_shim(rules)
+    iptables::sync_forward_shim(&rules.networks)
 }
 
 pub fn remove_all() -> Result<(), FirewallError> {
     tool::run("nft", &["-f", "-"], &render_removal())?;
-    iptables::sync_forward_shim(&RuleSet::default())
+    iptables::sync_forward_shim(&[])
 }
 
 /// Both tables (every set element carries its network or container in a
@@ -408,18 +408,17 @@ pub fn show() -> Result<String, FirewallError> {
 }
 
 /// Present means: the jump into pont's forward logic exists, every bridge is
-/// in the set, every container port is in the anti-spoofing set (`nft flush
-/// ruleset` or a flushed table, chain or set fails this), and under an
+/// in the set, the anti-spoofing set holds one port per live endpoint (`nft
+/// flush ruleset` or a flushed table, chain or set fails this), and under an
 /// iptables FORWARD policy of DROP the accept shim is in place. Only those
-/// chains and sets are listed, never the port maps, so the check costs the
-/// same with ten thousand published ports as with none. Two `nft` runs: nft
+/// chains and sets are listed, never the port maps. Two `nft` runs: nft
 /// 1.0.6 fails a batch that lists objects of two families.
-pub fn is_installed(rules: &RuleSet) -> Result<bool, FirewallError> {
+pub fn is_installed(networks: &[NetworkRules], endpoints: usize) -> Result<bool, FirewallError> {
     let query = format!("list chain {TABLE} forward\nlist set {TABLE} bridges\n");
     let Ok(listing) = tool::run("nft", &["-f", "-"], &query) else {
-        return Ok(rules.is_empty());
+        return Ok(networks.is_empty());
     };
-    if rules.is_empty() {
+    if networks.is_empty() {
         return Ok(true);
     }
     let query =
@@ -428,15 +427,13 @@ pub fn is_installed(rules: &RuleSet) -> Result<bool, FirewallError> {
         return Ok(false);
     };
     let quoted = |text: &str, name: &str| text.contains(&format!("\"{name}\""));
-    let bridges_listed = rules.networks.iter().all(|n| quoted(&listing, &n.bridge));
-    let ports_listed = rules
-        .endpoints
-        .iter()
-        .all(|e| quoted(&bridge_listing, &e.port));
+    let bridges_listed = networks.iter().all(|n| quoted(&listing, &n.bridge));
+    // Every element carries a `container NAME on network NET` comment.
+    let ports_listed = bridge_listing.matches("comment \"container ").count() == endpoints;
     Ok(listing.contains("jump to_bridge")
         && bridges_listed
         && ports_listed
-        && iptables::forward_shim_in_place(rules))
+        && iptables::forward_shim_in_place(networks))
 }
 
 fn user_chain_has_rules() -> Result<bool, FirewallError> {

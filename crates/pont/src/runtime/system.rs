@@ -81,7 +81,11 @@ impl Runtime {
                 .map(orphan_finding),
         );
         let rules = self.engine.planned_rules()?;
-        if !self.engine.firewall().is_installed(&rules)? {
+        if !self
+            .engine
+            .firewall()
+            .is_installed(&rules.networks, rules.endpoints.len())?
+        {
             found.push(finding(
                 "firewall",
                 format!(

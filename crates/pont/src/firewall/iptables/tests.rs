@@ -69,9 +69,12 @@ fn a_change_touches_only_the_rules_that_differ() {
 fn forward_shim_is_needed_only_under_a_drop_policy() {
     let rules = with_mappings();
     let accept = "-P INPUT ACCEPT\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n";
-    assert!(shim_in_place(accept, &rules));
+    assert!(shim_in_place(accept, &rules.networks));
     let dropping = "-P INPUT ACCEPT\n-P FORWARD DROP\n-P OUTPUT ACCEPT\n";
-    assert!(!shim_in_place(dropping, &rules), "policy DROP, no shim");
+    assert!(
+        !shim_in_place(dropping, &rules.networks),
+        "policy DROP, no shim"
+    );
     let shim = |bridges: &[&str]| {
         let mut s = format!("{dropping}-N PONT-ACCEPT\n-A FORWARD -j PONT-ACCEPT\n");
         for br in bridges {
@@ -81,10 +84,10 @@ fn forward_shim_is_needed_only_under_a_drop_policy() {
     };
     assert!(shim_in_place(
         &shim(&["br-0123456789ab", "br-ba9876543210"]),
-        &rules
+        &rules.networks
     ));
     assert!(
-        !shim_in_place(&shim(&["br-0123456789ab"]), &rules),
+        !shim_in_place(&shim(&["br-0123456789ab"]), &rules.networks),
         "a bridge without its accept"
     );
 }
