@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use pont::engine::{AttachOptions, Engine};
-use pont::firewall::Backend;
+use pont::firewall::{Backend, RuleSet};
 use pont::ipam::{parse_pools, DEFAULT_POOLS};
 use pont::model::{
     ContainerRecord, ContainerState, NetMode, PortMapping, PortRange, PortSpec, Protocol,
@@ -73,10 +73,9 @@ pub fn attach(args: &AttachArgs) -> Result<()> {
     let ports = mappings(args)?;
     steps.mark("open");
     let lock = engine.store().lock()?;
-    let rules_before = engine.planned_rules()?;
     let net = engine.network(&args.network)?;
     let mut rec = new_record(common, &net.name, ports);
-    rec.endpoints = vec![engine.reserve_endpoint(&rec.id, &net, &AttachOptions::default())?];
+    rec.endpoints = vec![engine.reserve_endpoint(&net, &AttachOptions::default())?];
     engine.store().save_container(&lock, &rec)?;
     steps.mark("reserve");
     let made = (|| -> Result<()> {
@@ -86,7 +85,8 @@ pub fn attach(args: &AttachArgs) -> Result<()> {
         engine.plumb_endpoint(&mut host, ns.as_fd(), &net, &rec.endpoints[0])?;
         steps.mark("plumb");
         // The order of `pont run`: rules first, the record says running last.
-        engine.sync_firewall_if_changed(&lock, &rules_before)?;
+        let none = RuleSet::default();
+        engine.change_container_rules(&lock, &none, &engine.rules_of(&rec)?)?;
         steps.mark("firewall");
         rec.state = ContainerState::Running;
         engine.store().save_container(&lock, &rec)?;
@@ -111,14 +111,14 @@ pub fn detach(common: &Common) -> Result<()> {
     let engine = open_engine(common)?;
     steps.mark("open");
     let lock = engine.store().lock()?;
-    let rules_before = engine.planned_rules()?;
     let rec = engine
         .store()
         .find_container(&common.id)?
         .with_context(|| format!("no container {} in {}", common.id, common.root.display()))?;
+    let rules_before = engine.rules_of(&rec)?;
     engine.store().remove_container(&lock, &rec.id)?;
     steps.mark("commit");
-    engine.sync_firewall_if_changed(&lock, &rules_before)?;
+    engine.change_container_rules(&lock, &rules_before, &RuleSet::default())?;
     steps.mark("firewall");
     release(&common.netns)?;
     steps.mark("netns");

@@ -52,7 +52,7 @@ pub fn update(rt: &Runtime, args: &UpdateArgs) -> anyhow::Result<()> {
 
 pub fn stats(rt: &Runtime, args: &StatsArgs) -> anyhow::Result<()> {
     let lock = rt.engine().store().lock()?;
-    rt.reconcile(&lock)?;
+    rt.reconcile_all(&lock)?;
     drop(lock);
     let mut earlier = sample(rt, &args.names)?;
     let json = args.format == "json";

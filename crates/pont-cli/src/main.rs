@@ -70,12 +70,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
-/// For commands that only read: bring the records (and pont's firewall, if
-/// someone flushed it) in line with reality first, as every changing command
-/// does, so that each command notices a flushed rule set and rebuilds it.
+/// For commands that list or inspect: bring every record (and pont's
+/// firewall, if someone flushed it) in line with reality first, so that what
+/// they show is true now.
 pub(crate) fn reconciled(rt: &Runtime) -> anyhow::Result<()> {
     let lock = rt.engine().store().lock()?;
-    rt.reconcile(&lock)?;
+    rt.reconcile_all(&lock)?;
     Ok(())
 }
 

@@ -125,7 +125,8 @@ fn inspect(rt: &Runtime, names: &[String]) -> anyhow::Result<()> {
 fn rm(rt: &Runtime, names: &[String]) -> anyhow::Result<()> {
     let engine = rt.engine();
     let lock = engine.store().lock()?;
-    rt.reconcile(&lock)?;
+    // Every container: one that died unnoticed must not keep a network in use.
+    rt.reconcile_all(&lock)?;
     // Check them all first, so that `network rm a b` with b in use removes nothing.
     for name in names {
         engine.check_removable(name)?;

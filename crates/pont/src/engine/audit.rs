@@ -44,9 +44,10 @@ impl Engine {
             self.store.clear_network_intent(lock, &net.name)?;
             done.push(format!("rolled back the creation of network {}", net.name));
         }
-        let links = nl.links()?;
+        // One lookup by name per network, not a dump of every link: the host
+        // has one veth per container.
         for net in self.store.networks()? {
-            if !links.iter().any(|l| l.name == net.bridge) {
+            if nl.link_by_name(&net.bridge)?.is_none() {
                 self.ensure_bridge(&mut nl, &net)?;
                 done.push(format!(
                     "rebuilt bridge {} of network {}",

@@ -7,7 +7,7 @@ use std::os::fd::BorrowedFd;
 use super::{Engine, EngineError};
 use crate::fault;
 use crate::ipam::AddressSpace;
-use crate::model::{ContainerState, Endpoint, MacAddr, NetworkRecord};
+use crate::model::{Endpoint, MacAddr, NetworkRecord};
 use crate::netlink::Netlink;
 
 pub const DEFAULT_CONTAINER_IFNAME: &str = "eth0";
@@ -22,26 +22,18 @@ pub struct AttachOptions {
 }
 
 impl Engine {
-    /// Choose the address and MAC of a new endpoint of container `id` on `net`.
+    /// Choose the address and MAC of a new endpoint on `net`.
     /// Nothing is changed; the caller records the endpoint under the same lock
     /// before anyone else can choose, which is what keeps addresses unique.
     pub fn reserve_endpoint(
         &self,
-        id: &str,
         net: &NetworkRecord,
         opts: &AttachOptions,
     ) -> Result<Endpoint, EngineError> {
-        let mut in_use = BTreeSet::new();
-        let mut macs_in_use = BTreeSet::new();
-        for c in self.store.containers()? {
-            if c.state == ContainerState::Exited || c.id == id {
-                continue;
-            }
-            for e in c.endpoints.iter().filter(|e| e.network == net.name) {
-                in_use.insert(e.ipv4);
-                macs_in_use.insert(e.mac);
-            }
-        }
+        // Only live containers hold addresses: one being restarted has exited.
+        let taken = self.store.allocations(&net.name)?;
+        let in_use: BTreeSet<Ipv4Addr> = taken.iter().map(|a| a.ipv4).collect();
+        let macs_in_use: BTreeSet<MacAddr> = taken.iter().map(|a| a.mac).collect();
         let space = AddressSpace {
             network: &net.name,
             subnet: net.subnet,

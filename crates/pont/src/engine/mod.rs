@@ -10,13 +10,13 @@ mod host;
 mod network;
 
 pub use audit::{is_pont_veth_name, OrphanLink};
-pub use endpoint::{host_ifname, loopback_up, AttachOptions, DEFAULT_CONTAINER_IFNAME};
+pub use endpoint::{host_ifname, loopback_up, mac_for, AttachOptions, DEFAULT_CONTAINER_IFNAME};
 pub use error::EngineError;
 pub use network::{bridge_alias, NetworkCreate, DEFAULT_BRIDGE, DEFAULT_NETWORK};
 
 use crate::firewall::{self, Backend, RuleSet};
 use crate::ipam::AddressPool;
-use crate::model::ContainerState;
+use crate::model::{ContainerRecord, ContainerState};
 use crate::state::{Lock, Store};
 
 pub struct Engine {
@@ -81,8 +81,40 @@ impl Engine {
         Ok(self.firewall.apply(&self.planned_rules()?)?)
     }
 
+    /// `c`'s share of the firewall rules (see [`firewall::container_rules`]):
+    /// reads only the records of the networks it is on.
+    pub fn rules_of(&self, c: &ContainerRecord) -> Result<RuleSet, EngineError> {
+        let mut icc = std::collections::BTreeMap::new();
+        for ep in &c.endpoints {
+            let net = self.store.network(&ep.network)?;
+            icc.insert(ep.network.clone(), net.is_none_or(|n| n.icc));
+        }
+        Ok(firewall::container_rules(c, |name| {
+            icc.get(name).copied().unwrap_or(true)
+        }))
+    }
+
+    /// Turn one container's share of the installed rules from `before` into
+    /// `after` (both from [`Engine::rules_of`]), once its record says `after`.
+    /// If the backend refuses the change (rules flushed or edited under pont)
+    /// the whole rule set is rewritten from the records.
+    pub fn change_container_rules(
+        &self,
+        lock: &Lock,
+        before: &RuleSet,
+        after: &RuleSet,
+    ) -> Result<(), EngineError> {
+        if before == after {
+            return Ok(());
+        }
+        match self.firewall.apply_container_change(before, after) {
+            Ok(()) => Ok(()),
+            Err(_) => self.sync_firewall(lock),
+        }
+    }
+
     /// Sync only if the rules differ from `before` (what they were when the
-    /// caller started): most container starts and exits change nothing.
+    /// caller started): for network changes, which compare whole rule sets.
     pub fn sync_firewall_if_changed(
         &self,
         lock: &Lock,
@@ -96,14 +128,19 @@ impl Engine {
         Ok(())
     }
 
-    /// Rebuild pont's rules if someone flushed them (`nft flush ruleset`, `iptables -F`).
-    pub fn repair_firewall(&self, _lock: &Lock) -> Result<(), EngineError> {
-        let rules = self.planned_rules()?;
-        if !self
-            .firewall
-            .is_installed(&rules.networks, rules.endpoints.len())?
-        {
-            self.firewall.apply(&rules)?;
+    /// Rebuild pont's rules if someone flushed them (`nft flush ruleset`,
+    /// `iptables -F`). The check reads the network records and the allocation
+    /// index, not the container records: it runs on every command.
+    pub fn repair_firewall(&self, lock: &Lock) -> Result<(), EngineError> {
+        let networks: Vec<_> = self
+            .store
+            .networks()?
+            .iter()
+            .map(firewall::network_rules)
+            .collect();
+        let endpoints = self.store.allocation_count()?;
+        if !self.firewall.is_installed(&networks, endpoints)? {
+            self.sync_firewall(lock)?;
         }
         Ok(())
     }

@@ -17,7 +17,9 @@ mod tool;
 #[cfg(test)]
 mod kernel_tests;
 
-pub use plan::{container_rules, plan, EndpointRules, MappingRules, NetworkRules, RuleSet};
+pub use plan::{
+    container_rules, network_rules, plan, EndpointRules, MappingRules, NetworkRules, RuleSet,
+};
 pub use tool::FirewallError;
 
 use std::fmt;

@@ -97,7 +97,8 @@ pub fn plan(networks: &[NetworkRecord], containers: &[ContainerRecord]) -> RuleS
     rules
 }
 
-fn network_rules(n: &NetworkRecord) -> NetworkRules {
+/// A network's own rules.
+pub fn network_rules(n: &NetworkRecord) -> NetworkRules {
     NetworkRules {
         name: n.name.clone(),
         bridge: n.bridge.clone(),

@@ -30,6 +30,9 @@ pub enum RuntimeError {
     AlreadyRunning(String),
     #[error("{0}")]
     Invalid(String),
+    /// Another container's mapping holds the host port.
+    #[error("{0}")]
+    PortPublished(String),
     /// The monitor itself could not be set up, or died without saying why.
     #[error("the detached monitor failed: {0}")]
     Monitor(String),
@@ -43,6 +46,23 @@ pub enum RuntimeError {
     /// monitor reported it over the pipe (the error itself cannot cross the fork).
     #[error("{0}")]
     Launch(String),
+}
+
+impl RuntimeError {
+    /// The request collides with what another container holds (its name,
+    /// address or host port). That container may have died unnoticed: worth
+    /// a full reconciliation and one more try.
+    pub(super) fn is_conflict(&self) -> bool {
+        use crate::ipam::IpamError;
+        matches!(
+            self,
+            RuntimeError::NameInUse(_)
+                | RuntimeError::PortPublished(_)
+                | RuntimeError::Engine(EngineError::Ipam(
+                    IpamError::AddressInUse { .. } | IpamError::Exhausted { .. }
+                ))
+        )
+    }
 }
 
 impl From<StateError> for RuntimeError {

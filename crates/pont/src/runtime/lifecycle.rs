@@ -19,7 +19,7 @@ impl Runtime {
         let rec = {
             let lock = self.engine.store().lock()?;
             self.reconcile(&lock)?;
-            self.container(key)?
+            self.live_container(&lock, key)?
         };
         let (Some(pid), Some(start)) = (rec.pid, rec.start_time) else {
             return Ok(());
@@ -57,7 +57,7 @@ impl Runtime {
         let rec = {
             let lock = self.engine.store().lock()?;
             self.reconcile(&lock)?;
-            self.container(key)?
+            self.live_container(&lock, key)?
         };
         if rec.state != ContainerState::Exited {
             if !force {
@@ -90,7 +90,7 @@ impl Runtime {
         let rec = {
             let lock = self.engine.store().lock()?;
             self.reconcile(&lock)?;
-            self.container(key)?
+            self.live_container(&lock, key)?
         };
         let pid = match (rec.state, rec.pid, rec.start_time) {
             (ContainerState::Running, Some(pid), Some(start))
@@ -135,7 +135,7 @@ impl Runtime {
         rec: &mut ContainerRecord,
         exit_code: Option<i32>,
     ) -> Result<(), RuntimeError> {
-        let rules_before = self.engine.planned_rules()?;
+        let rules_before = self.engine.rules_of(rec)?;
         rec.oom_killed = self.read_oom_killed(&rec.id);
         rec.state = ContainerState::Exited;
         rec.exit_code = exit_code;
@@ -160,7 +160,10 @@ impl Runtime {
             store.save_container(lock, rec)?;
         }
         fault::point("exit:after-record");
-        self.engine.sync_firewall_if_changed(lock, &rules_before)?;
+        // Exited: it holds no rules any more.
+        let rules_after = self.engine.rules_of(rec)?;
+        self.engine
+            .change_container_rules(lock, &rules_before, &rules_after)?;
         fault::point("exit:after-firewall");
         // Only now that the mappings are gone, so no packet re-creates a flow.
         // Best effort: this runs in the monitor and in every command's

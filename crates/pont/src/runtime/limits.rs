@@ -78,7 +78,7 @@ impl Runtime {
         }
         let lock = self.engine.store().lock()?;
         self.reconcile(&lock)?;
-        let mut rec = self.container(key)?;
+        let mut rec = self.live_container(&lock, key)?;
         let alive = matches!(
             (rec.state, rec.pid, rec.start_time),
             (ContainerState::Running, Some(pid), Some(start)) if container::is_alive(pid, start)

@@ -25,8 +25,8 @@ impl Runtime {
     ) -> Result<Vec<PortMapping>, RuntimeError> {
         let lock = self.engine.store().lock()?;
         self.reconcile(&lock)?;
-        let mut rec = self.running(key)?;
-        let added = self.resolve_ports(&rec, specs, true)?;
+        let mut rec = self.running(&lock, key)?;
+        let added = self.retry_on_conflict(&lock, || self.resolve_ports(&rec, specs, true))?;
         rec.ports.extend(added.iter().cloned());
         let steps = ["port-add:after-firewall", "port-add:after-record"];
         self.commit_ports(&lock, &rec, steps)?;
@@ -40,7 +40,7 @@ impl Runtime {
     pub fn port_rm(&self, key: &str, specs: &[PortSpec]) -> Result<Vec<PortMapping>, RuntimeError> {
         let lock = self.engine.store().lock()?;
         self.reconcile(&lock)?;
-        let mut rec = self.running(key)?;
+        let mut rec = self.running(&lock, key)?;
         let mut removed = Vec::new();
         for spec in specs {
             let (gone, kept) = rec.ports.into_iter().partition(|m| m.matches(spec));
@@ -73,23 +73,32 @@ impl Runtime {
         steps: [&'static str; 2],
     ) -> Result<(), RuntimeError> {
         let engine = &self.engine;
-        let before = engine.planned_rules()?;
-        let mut containers = engine.store().containers()?;
-        containers.retain(|c| c.id != rec.id);
-        containers.push(rec.clone());
-        let after = crate::firewall::plan(&engine.store().networks()?, &containers);
-        engine.firewall().apply_change(&before, &after)?;
+        let old = self.container(&rec.id)?;
+        let (before, after) = (engine.rules_of(&old)?, engine.rules_of(rec)?);
+        if engine
+            .firewall()
+            .apply_container_change(&before, &after)
+            .is_err()
+        {
+            // The installed rules were not what the records say (flushed?):
+            // rewrite them all, as they will be once `rec` is saved.
+            let mut containers = engine.store().containers()?;
+            containers.retain(|c| c.id != rec.id);
+            containers.push(rec.clone());
+            let all = crate::firewall::plan(&engine.store().networks()?, &containers);
+            engine.firewall().apply(&all)?;
+        }
         fault::point(steps[0]);
         if let Err(err) = engine.store().save_container(lock, rec) {
-            let _ = engine.firewall().apply_change(&after, &before);
+            let _ = engine.firewall().apply_container_change(&after, &before);
             return Err(err.into());
         }
         fault::point(steps[1]);
         Ok(())
     }
 
-    fn running(&self, key: &str) -> Result<ContainerRecord, RuntimeError> {
-        let rec = self.container(key)?;
+    fn running(&self, lock: &Lock, key: &str) -> Result<ContainerRecord, RuntimeError> {
+        let rec = self.live_container(lock, key)?;
         if rec.state != ContainerState::Running {
             return Err(RuntimeError::NotRunning(rec.name));
         }
@@ -149,7 +158,7 @@ impl Runtime {
                 None => pick_free(host_ip, spec, &taken, &sockets)?,
             };
             if let Some((owner, other)) = taken.iter().find(|(_, m)| m.conflicts_with(&mapping)) {
-                return Err(RuntimeError::Invalid(format!(
+                return Err(RuntimeError::PortPublished(format!(
                     "host port {} is already published by container {owner} ({})",
                     describe_host(&mapping),
                     other.display()

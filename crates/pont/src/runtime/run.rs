@@ -123,11 +123,14 @@ impl Runtime {
     fn launch(&self, what: Launch<'_>, detached: bool) -> Result<(String, Running), RuntimeError> {
         let lock = self.engine.store().lock()?;
         self.reconcile(&lock)?;
-        let rules_before = self.engine.planned_rules()?;
         let (mut rec, port_specs) = match what {
-            Launch::New(req) => (self.new_record(&lock, req, detached)?, req.ports.clone()),
+            Launch::New(req) => {
+                let rec =
+                    self.retry_on_conflict(&lock, || self.new_record(&lock, req, detached))?;
+                (rec, req.ports.clone())
+            }
             Launch::Restart(id) => {
-                let rec = self.restart_record(id)?;
+                let rec = self.restart_record(&lock, id)?;
                 let specs = rec.ports.iter().map(super::ports::spec_of).collect();
                 (rec, specs)
             }
@@ -135,10 +138,14 @@ impl Runtime {
         self.check_limits(&rec.limits)?;
         rec.monitor_pid = Some(std::process::id() as i32);
         rec.monitor_start_time = container::start_time(std::process::id() as i32);
-        self.reserve(&lock, &mut rec, &port_specs)?;
+        // A new or exited container holds no rules yet.
+        let rules_before = self.engine.rules_of(&rec)?;
+        self.retry_on_conflict(&lock, || self.reserve(&lock, &mut rec, &port_specs))?;
         fault::point("run:after-record");
         let made = self.make_container(&lock, &mut rec).and_then(|c| {
-            self.engine.sync_firewall_if_changed(&lock, &rules_before)?;
+            let rules = self.engine.rules_of(&rec)?;
+            self.engine
+                .change_container_rules(&lock, &rules_before, &rules)?;
             fault::point("run:after-firewall");
             Ok(c)
         });
@@ -185,16 +192,16 @@ impl Runtime {
             ));
         }
         let store = self.engine.store();
-        let existing = store.containers()?;
         let name = match &req.name {
             Some(name) => {
                 validate_name("container", name).map_err(crate::engine::EngineError::from)?;
-                if existing.iter().any(|c| &c.name == name) {
+                if store.name_taken(name)? {
                     return Err(RuntimeError::NameInUse(name.clone()));
                 }
                 name.clone()
             }
-            None => names::generate(|n| existing.iter().any(|c| c.name == n)),
+            // An error reading the index shows again when the record is saved.
+            None => names::generate(|n| store.name_taken(n).unwrap_or(true)),
         };
         if let Some(h) = &req.hostname {
             validate_hostname(h)?;
@@ -210,9 +217,11 @@ impl Runtime {
                 "--ip and --mac need a bridge network, not --network none or host".into(),
             ));
         }
+        // Ids are shown and accepted by their first 12 digits.
+        let existing = store.container_ids()?;
         let id = loop {
             let id = crate::new_id();
-            if !existing.iter().any(|c| c.id[..12] == id[..12]) {
+            if !existing.iter().any(|c| c[..12] == id[..12]) {
                 break id;
             }
         };
@@ -246,8 +255,8 @@ impl Runtime {
         })
     }
 
-    fn restart_record(&self, id: &str) -> Result<ContainerRecord, RuntimeError> {
-        let mut rec = self.container(id)?;
+    fn restart_record(&self, lock: &Lock, id: &str) -> Result<ContainerRecord, RuntimeError> {
+        let mut rec = self.live_container(lock, id)?;
         if rec.state != ContainerState::Exited {
             return Err(RuntimeError::AlreadyRunning(rec.name));
         }
@@ -273,7 +282,7 @@ impl Runtime {
                 preferred_ip: rec.last_ipv4,
                 mac: rec.requested_mac,
             };
-            rec.endpoints = vec![self.engine.reserve_endpoint(&rec.id, &net, &opts)?];
+            rec.endpoints = vec![self.engine.reserve_endpoint(&net, &opts)?];
         }
         rec.ports = self.resolve_ports(rec, ports, false)?;
         self.engine.store().save_container(lock, rec)?;

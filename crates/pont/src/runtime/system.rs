@@ -64,6 +64,12 @@ impl Runtime {
             ));
         }
         let containers = store.containers()?;
+        if !store.indexes_match(&containers)? {
+            found.push(finding(
+                "state",
+                "the name and address indexes differ from the container records",
+            ));
+        }
         let mut nl = Netlink::open()?;
         let links: BTreeSet<String> = nl.links()?.into_iter().map(|l| l.name).collect();
         for c in &containers {
@@ -101,9 +107,14 @@ impl Runtime {
     /// Repair every difference [`Runtime::system_check`] lists; returns what it did.
     pub fn system_prune(&self) -> Result<Vec<String>, RuntimeError> {
         let lock = self.engine.store().lock()?;
-        let mut done = self.reconcile_report(&lock)?;
+        let mut done = self.reconcile_all(&lock)?;
         let mut nl = Netlink::open()?;
-        let containers = self.engine.store().containers()?;
+        let store = self.engine.store();
+        let containers = store.containers()?;
+        if !store.indexes_match(&containers)? {
+            store.rebuild_indexes(&lock, &containers)?;
+            done.push("rebuilt the name and address indexes from the records".into());
+        }
         for c in &containers {
             done.extend(self.replumb_missing(&mut nl, c)?);
         }

@@ -9,13 +9,31 @@ use serde::Serialize;
 
 use super::StateError;
 
-pub fn write_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
-    let mut bytes = serde_json::to_vec_pretty(value).expect("records always serialize");
-    bytes.push(b'\n');
-    write_bytes_atomic(path, &bytes)
+/// How far a write must reach before it returns.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Renamed into place and fsynced (file and directory): survives a power loss.
+    Disk,
+    /// Renamed into place only: a crash of any process still sees the old or
+    /// the new file whole, and the kernel writes it out in its own time.
+    Kernel,
 }
 
-pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+pub fn write_atomic<T: Serialize>(
+    path: &Path,
+    value: &T,
+    durability: Durability,
+) -> Result<(), StateError> {
+    let mut bytes = serde_json::to_vec_pretty(value).expect("records always serialize");
+    bytes.push(b'\n');
+    write_bytes_atomic(path, &bytes, durability)
+}
+
+pub fn write_bytes_atomic(
+    path: &Path,
+    bytes: &[u8],
+    durability: Durability,
+) -> Result<(), StateError> {
     let dir = path.parent().expect("state files live in a directory");
     let name = path
         .file_name()
@@ -25,6 +43,9 @@ pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let write = || -> io::Result<()> {
         let mut file = File::create(&tmp)?;
         file.write_all(bytes)?;
+        if durability == Durability::Kernel {
+            return fs::rename(&tmp, path);
+        }
         file.sync_all()?;
         fs::rename(&tmp, path)?;
         // The rename is durable only once the directory entry is on disk.

@@ -14,21 +14,29 @@
 //!   intents/NETWORK.json        a network being created: its planned record, written
 //!                               before the bridge is made and removed once the network
 //!                               is complete, so a crash in between is rolled back
-//! ```
 //!
 //! The lock file also says whether its last holder died holding it (see [`Lock`]).
 //!
-//! Every record is written to a temporary file in the same directory, fsynced
-//! and renamed over the old one, so a reader or a crash sees either the old
-//! record or the new one, never a torn one. Which addresses are in use is not
-//! stored separately: it is derived from the container records, so it cannot
-//! drift from them.
+//!   names/, allocations/        indexes derived from the container records (see index.rs)
+//! ```
+//!
+//! Every record is written to a temporary file in the same directory and
+//! renamed over the old one, so a reader or a crashed process sees either the
+//! old record or the new one, never a torn one. Settings and networks (the
+//! configuration) are fsynced too and survive a power loss. Container records
+//! are not: they describe processes and kernel objects that a power loss ends
+//! anyway, an fsync costs 1-20 ms on a busy disk and a launch writes its record
+//! twice, and after the reboot pont marks every container exited.
 
 mod files;
+mod index;
 mod lock;
 mod validate;
 
+pub use index::Allocation;
 pub use lock::Lock;
+
+use files::Durability;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -105,7 +113,7 @@ impl Store {
     }
 
     pub fn save_settings(&self, _lock: &Lock, settings: &Settings) -> Result<(), StateError> {
-        files::write_atomic(&self.root.join("settings.json"), settings)
+        files::write_atomic(&self.root.join("settings.json"), settings, Durability::Disk)
     }
 
     fn network_path(&self, name: &str) -> PathBuf {
@@ -141,7 +149,7 @@ impl Store {
     }
 
     pub fn save_network(&self, _lock: &Lock, net: &NetworkRecord) -> Result<(), StateError> {
-        files::write_atomic(&self.network_path(&net.name), net)
+        files::write_atomic(&self.network_path(&net.name), net, Durability::Disk)
     }
 
     pub fn remove_network(&self, _lock: &Lock, name: &str) -> Result<(), StateError> {
@@ -197,7 +205,7 @@ impl Store {
 
     /// Record that network `net` is about to be made (before its bridge exists).
     pub fn save_network_intent(&self, _lock: &Lock, net: &NetworkRecord) -> Result<(), StateError> {
-        files::write_atomic(&self.intent_path(&net.name), net)
+        files::write_atomic(&self.intent_path(&net.name), net, Durability::Disk)
     }
 
     /// Networks whose creation began and did not finish.
@@ -218,25 +226,67 @@ impl Store {
         files::remove_file(&self.intent_path(name))
     }
 
-    /// A container by exact name, exact id, or unambiguous id prefix.
+    /// A container by exact name, exact id, or unambiguous id prefix. Reads
+    /// the one record (and the name index), never all of them.
     pub fn find_container(&self, key: &str) -> Result<Option<ContainerRecord>, StateError> {
-        let all = self.containers()?;
-        if let Some(c) = all.iter().find(|c| c.name == key || c.id == key) {
-            return Ok(Some(c.clone()));
+        if let Some(id) = self.id_by_name(key)? {
+            if let Some(c) = self.container(&id)?.filter(|c| c.name == key) {
+                return Ok(Some(c));
+            }
         }
-        let mut by_prefix = all
+        if let Some(c) = self.container(key)? {
+            return Ok(Some(c));
+        }
+        let mut by_prefix = self
+            .container_ids()?
             .into_iter()
-            .filter(|c| !key.is_empty() && c.id.starts_with(key));
+            .filter(|id| !key.is_empty() && id.starts_with(key));
         match (by_prefix.next(), by_prefix.next()) {
-            (Some(c), None) => Ok(Some(c)),
+            (Some(id), None) => self.container(&id),
             _ => Ok(None),
         }
     }
 
+    /// The record of container `id`, if there is one.
+    pub fn container(&self, id: &str) -> Result<Option<ContainerRecord>, StateError> {
+        if !is_container_id(id) {
+            return Ok(None); // never a path outside containers/
+        }
+        let path = self.container_dir(id).join("config.json");
+        let rec = files::load_optional(&path)?;
+        rec.map(|c| validate::container(&path, c)).transpose()
+    }
+
+    /// Whether a container record is called `name` (an exited one included).
+    pub fn name_taken(&self, name: &str) -> Result<bool, StateError> {
+        match self.id_by_name(name)? {
+            Some(id) => Ok(self.container(&id)?.is_some_and(|c| c.name == name)),
+            None => Ok(false),
+        }
+    }
+
+    /// The ids of every container record (a directory listing: no record is read).
+    pub fn container_ids(&self) -> Result<Vec<String>, StateError> {
+        let dir = self.root.join("containers");
+        let mut ids = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(StateError::io("list", &dir))? {
+            let name = entry.map_err(StateError::io("list", &dir))?.file_name();
+            let name = name.to_string_lossy();
+            if is_container_id(&name) {
+                ids.push(name.into_owned());
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Write `c`'s record, keeping the indexes in step (see index.rs).
     pub fn save_container(&self, _lock: &Lock, c: &ContainerRecord) -> Result<(), StateError> {
+        let old = self.container(&c.id)?;
+        self.index_additions(old.as_ref(), c)?;
         let dir = self.container_dir(&c.id);
         std::fs::create_dir_all(&dir).map_err(StateError::io("create directory", &dir))?;
-        files::write_atomic(&dir.join("config.json"), c)
+        files::write_atomic(&dir.join("config.json"), c, Durability::Kernel)?;
+        self.index_removals(old.as_ref(), Some(c))
     }
 
     /// Write one of a container's generated files (hosts, resolv.conf).
@@ -248,15 +298,17 @@ impl Store {
         contents: &str,
     ) -> Result<PathBuf, StateError> {
         let path = self.container_dir(id).join(name);
-        files::write_bytes_atomic(&path, contents.as_bytes())?;
+        files::write_bytes_atomic(&path, contents.as_bytes(), Durability::Kernel)?;
         Ok(path)
     }
 
     pub fn remove_container(&self, _lock: &Lock, id: &str) -> Result<(), StateError> {
+        let old = self.container(id)?;
         let dir = self.container_dir(id);
         // Remove the record first: a crash half-way then leaves only loose files,
         // never a record that points at deleted ones.
         files::remove_file(&dir.join("config.json"))?;
+        self.index_removals(old.as_ref(), None)?;
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(StateError::Io {
                 op: "remove",
@@ -266,6 +318,11 @@ impl Store {
             _ => Ok(()),
         }
     }
+}
+
+/// Container ids are 64 hex digits: anything else names no record.
+fn is_container_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 #[cfg(test)]

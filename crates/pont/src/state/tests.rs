@@ -213,3 +213,85 @@ fn a_directory_without_its_record_is_loose_not_a_record() {
     assert!(!dir.exists());
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+fn endpoint(network: &str, ip: &str) -> crate::model::Endpoint {
+    let ipv4: std::net::Ipv4Addr = ip.parse().unwrap();
+    crate::model::Endpoint {
+        network: network.into(),
+        interface: "eth0".into(),
+        host_interface: "veth0123456789a".into(),
+        mac: crate::engine::mac_for(ipv4),
+        ipv4,
+        prefix_len: 24,
+        gateway: "10.1.0.1".parse().unwrap(),
+        static_ip: false,
+    }
+}
+
+fn held(store: &Store, network: &str) -> Vec<String> {
+    let mut ips: Vec<String> = store
+        .allocations(network)
+        .unwrap()
+        .iter()
+        .map(|a| a.ipv4.to_string())
+        .collect();
+    ips.sort();
+    ips
+}
+
+#[test]
+fn the_indexes_follow_every_save_and_removal() {
+    let root = temp_root("indexes");
+    let store = Store::open(&root).unwrap();
+    let lock = store.lock().unwrap();
+    let (a, b) = ("a".repeat(64), "b".repeat(64));
+    let mut one = container(&a, "one");
+    one.endpoints = vec![endpoint("web", "10.1.0.2")];
+    store.save_container(&lock, &one).unwrap();
+    let mut two = container(&b, "two");
+    two.endpoints = vec![endpoint("web", "10.1.0.3")];
+    store.save_container(&lock, &two).unwrap();
+    assert_eq!(held(&store, "web"), ["10.1.0.2", "10.1.0.3"]);
+    assert_eq!(store.allocation_count().unwrap(), 2);
+    assert_eq!(store.find_container("two").unwrap().unwrap().id, b);
+    assert!(store.name_taken("one").unwrap());
+
+    // Exited: the address is free, the name is still taken (as with Docker).
+    one.state = ContainerState::Exited;
+    store.save_container(&lock, &one).unwrap();
+    assert_eq!(held(&store, "web"), ["10.1.0.3"]);
+    assert!(store.name_taken("one").unwrap());
+
+    // Removed: the name is free too.
+    store.remove_container(&lock, &a).unwrap();
+    assert!(!store.name_taken("one").unwrap());
+    assert!(store.find_container("one").unwrap().is_none());
+    let all = store.containers().unwrap();
+    assert!(store.indexes_match(&all).unwrap());
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn indexes_are_rebuilt_from_the_records() {
+    let root = temp_root("rebuild");
+    let store = Store::open(&root).unwrap();
+    let lock = store.lock().unwrap();
+    assert!(!store.has_indexes(), "a root from before the indexes");
+    let mut one = container(&"c".repeat(64), "one");
+    one.endpoints = vec![endpoint("web", "10.1.0.7")];
+    store.save_container(&lock, &one).unwrap();
+    // What a crash between an index entry and its record leaves: a stale entry.
+    std::fs::write(root.join("allocations/web/10.1.0.9,02:42:0a:01:00:09"), "x").unwrap();
+    std::fs::write(root.join("names/ghost"), "d".repeat(64)).unwrap();
+    let all = store.containers().unwrap();
+    assert!(!store.indexes_match(&all).unwrap());
+    assert!(
+        !store.name_taken("ghost").unwrap(),
+        "a name without a record is free"
+    );
+    store.rebuild_indexes(&lock, &all).unwrap();
+    assert!(store.indexes_match(&all).unwrap());
+    assert_eq!(held(&store, "web"), ["10.1.0.7"]);
+    assert!(store.has_indexes());
+    std::fs::remove_dir_all(&root).unwrap();
+}
