@@ -245,7 +245,7 @@ pub struct PsArgs {
 /// the one-line messages that name the option.
 #[derive(Args, Debug, Default)]
 pub struct LimitArgs {
-    /// Memory limit: a number with unit b, k, m or g (e.g. 512m; at least 6m).
+    /// Memory limit: a number with unit b, k, m, g, t or p (e.g. 512m; at least 6m).
     #[arg(long, value_name = "SIZE")]
     pub memory: Option<String>,
     /// Memory plus swap (at least --memory), or -1 for unlimited swap. Default: twice --memory.

@@ -37,7 +37,7 @@ pub fn run(rt: &Runtime, args: RunArgs) -> anyhow::Result<u8> {
         ports: parse_specs(&args.publish)?,
         auto_remove: args.rm,
         detach: args.detach,
-        limits: crate::limits_cmd::parse_limits(&args.limits)?,
+        limits: crate::limits_cmd::parse_run_limits(&args.limits)?,
     };
     if req.detach {
         let id = rt.run_detached(&req)?;

@@ -5,10 +5,8 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use pont::cgroup::Stats;
-use pont::model::{
-    parse_cpu_shares, parse_cpus, parse_memory_swap, parse_pids_limit, parse_size, Limits,
-};
-use pont::runtime::{ContainerStats, Runtime};
+use pont::model::{online_cpus, LimitTexts, Limits};
+use pont::runtime::{ContainerStats, Runtime, RuntimeError};
 use serde_json::json;
 
 use crate::cli::{LimitArgs, StatsArgs, UpdateArgs};
@@ -17,35 +15,36 @@ use crate::output;
 /// How far apart the two samples of CPU time are, as `docker stats`.
 const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
 
-pub fn parse_limits(args: &LimitArgs) -> anyhow::Result<Limits> {
-    Ok(Limits {
-        memory: args
-            .memory
-            .as_deref()
-            .map(|s| parse_size("--memory", s))
-            .transpose()?,
-        memory_swap: args
-            .memory_swap
-            .as_deref()
-            .map(parse_memory_swap)
-            .transpose()?,
-        nano_cpus: args.cpus.as_deref().map(parse_cpus).transpose()?,
-        cpu_shares: args
-            .cpu_shares
-            .as_deref()
-            .map(parse_cpu_shares)
-            .transpose()?,
-        pids: args
-            .pids_limit
-            .as_deref()
-            .map(parse_pids_limit)
-            .transpose()?,
-    })
+fn texts(args: &LimitArgs) -> LimitTexts<'_> {
+    LimitTexts {
+        memory: args.memory.as_deref(),
+        memory_swap: args.memory_swap.as_deref(),
+        cpus: args.cpus.as_deref(),
+        cpu_shares: args.cpu_shares.as_deref(),
+        pids_limit: args.pids_limit.as_deref(),
+    }
+}
+
+/// `run`'s limits, parsed and checked against each other and the machine here, where
+/// a refusal can still quote what was typed. The runtime checks them again (a detached
+/// run's monitor reports only text).
+pub fn parse_run_limits(args: &LimitArgs) -> anyhow::Result<Limits> {
+    let texts = texts(args);
+    let limits = texts.parse()?;
+    limits
+        .validate(online_cpus())
+        .map_err(|err| texts.quote(err))?;
+    Ok(limits)
 }
 
 pub fn update(rt: &Runtime, args: &UpdateArgs) -> anyhow::Result<()> {
-    let limits = parse_limits(&args.limits)?;
-    rt.update(&args.name, &limits)?;
+    let texts = texts(&args.limits);
+    let limits = texts.parse()?;
+    rt.update(&args.name, &limits).map_err(|err| match err {
+        // Checked merged with the record's limits: quote what was typed now.
+        RuntimeError::Limits(err) => anyhow::Error::from(texts.quote(err)),
+        err => err.into(),
+    })?;
     println!("{}", args.name);
     Ok(())
 }

@@ -248,6 +248,105 @@ fn bad_containers_are_refused_and_leave_nothing() {
     assert_eq!(sb.pont_ok(&["ps", "-a", "-q"]), ids_before);
 }
 
+/// Limits are refused quoting the text typed, never the number parsed from it, for
+/// `run` (foreground and detached) and for `update` (checked with the record's).
+#[test]
+fn bad_limits_quote_what_was_typed_and_leave_nothing() {
+    let sb = host_only();
+    sb.pont_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "steady",
+        "--network",
+        "none",
+        "--",
+        "sleep",
+        "100",
+    ]);
+    let before = sb.host_snapshot();
+    let ids_before = sb.pont_ok(&["ps", "-a", "-q"]);
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--memory", "5k"],
+            "invalid --memory '5k': must be at least 6m",
+        ),
+        (
+            &["--memory", "1.2.3m"],
+            "invalid --memory '1.2.3m': expected a number",
+        ),
+        (&["--memory", " 32m"], "invalid --memory ' 32m'"),
+        (
+            &["--memory", "32bm"],
+            "invalid --memory '32bm': unknown unit 'bm'",
+        ),
+        (
+            &["--memory", "32M", "--memory-swap", "16M"],
+            "invalid --memory-swap '16M': must be at least --memory (32m)",
+        ),
+        (
+            &["--memory-swap", "1G"],
+            "invalid --memory-swap '1G': needs --memory as well",
+        ),
+        (
+            &["--cpus", "NaN"],
+            "invalid --cpus 'NaN': expected a decimal number",
+        ),
+        (
+            &["--cpus", "inf"],
+            "invalid --cpus 'inf': expected a decimal number",
+        ),
+        (
+            &["--cpus", "-1"],
+            "invalid --cpus '-1': must be more than 0",
+        ),
+        (
+            &["--cpus", "0.001"],
+            "invalid --cpus '0.001': must be at least 0.01",
+        ),
+        (
+            &["--cpus", "100000.0"],
+            "invalid --cpus '100000.0': this machine has",
+        ),
+        (
+            &["--cpus", "0.5000000001"],
+            "invalid --cpus '0.5000000001': too precise",
+        ),
+    ];
+    for (limit, needle) in cases {
+        for detach in [&[][..], &["-d"]] {
+            let mut args = vec!["run"];
+            args.extend_from_slice(detach);
+            args.extend_from_slice(&["--network", "none"]);
+            args.extend_from_slice(limit);
+            args.extend_from_slice(&["--", "true"]);
+            assert_refused(&sb, &args, needle);
+        }
+    }
+    let updates: &[(&[&str], &str)] = &[
+        (
+            &["--memory", "5K"],
+            "invalid --memory '5K': must be at least 6m",
+        ),
+        (
+            &["--memory-swap", "16M"],
+            "invalid --memory-swap '16M': needs --memory as well",
+        ),
+        (
+            &["--cpus", "100000"],
+            "invalid --cpus '100000': this machine has",
+        ),
+    ];
+    for (limit, needle) in updates {
+        let mut args = vec!["update", "steady"];
+        args.extend_from_slice(limit);
+        assert_refused(&sb, &args, needle);
+    }
+    assert!(inspect(&sb, "steady")["limits"]["memory"].is_null());
+    assert_eq!(sb.host_snapshot(), before);
+    assert_eq!(sb.pont_ok(&["ps", "-a", "-q"]), ids_before);
+}
+
 #[test]
 fn without_root_pont_says_so() {
     testkit::require_root();

@@ -412,7 +412,7 @@ fn bad_limits_are_refused_and_change_nothing() {
         ),
         (&["--memory", "12x"], "invalid --memory '12x'"),
         (&["--memory", "-5m"], "invalid --memory '-5m'"),
-        (&["--memory", "1m"], "the minimum is 6m"),
+        (&["--memory", "1m"], "must be at least 6m"),
         (&["--memory-swap", "64m"], "needs --memory as well"),
         (
             &["--memory", "32m", "--memory-swap", "16m"],

@@ -1,6 +1,7 @@
 //! Resource limits of a container (`--memory`, `--memory-swap`, `--cpus`, `--cpu-shares`,
-//! `--pids-limit`): parsing in Docker's syntax and the checks every limit passes before
-//! a cgroup file is written. The cgroup module turns a checked [`Limits`] into writes.
+//! `--pids-limit`): the checks every limit passes before a cgroup file is written (the
+//! parsers are in `limit_parse`). The cgroup module turns a checked [`Limits`] into
+//! writes.
 
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +19,7 @@ const MIN_CPU_QUOTA_US: u64 = 1_000;
 /// cgroup v1's range of `cpu.shares` (`MIN_SHARES`, `MAX_SHARES` in kernel/sched/sched.h).
 pub const CPU_SHARES_RANGE: std::ops::RangeInclusive<u64> = 2..=262_144;
 
-const NANOS_PER_CPU: u64 = 1_000_000_000;
+pub(super) const NANOS_PER_CPU: u64 = 1_000_000_000;
 
 /// What a container may use. `None` leaves the kernel's default (no limit).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,16 +45,49 @@ pub enum MemorySwap {
     Bytes(u64),
 }
 
-/// A limit that cannot be used; the message names the option and the value.
+/// A limit option, named as on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitOption {
+    Memory,
+    MemorySwap,
+    Cpus,
+    CpuShares,
+    PidsLimit,
+}
+
+impl LimitOption {
+    pub fn flag(self) -> &'static str {
+        match self {
+            LimitOption::Memory => "--memory",
+            LimitOption::MemorySwap => "--memory-swap",
+            LimitOption::Cpus => "--cpus",
+            LimitOption::CpuShares => "--cpu-shares",
+            LimitOption::PidsLimit => "--pids-limit",
+        }
+    }
+}
+
+impl std::fmt::Display for LimitOption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.flag())
+    }
+}
+
+/// A limit that cannot be used; the message names the option and the value (as typed
+/// when it comes from a parser or [`super::LimitTexts::quote`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {option} '{value}': {reason}")]
 pub struct LimitsError {
-    pub option: &'static str,
+    pub option: LimitOption,
     pub value: String,
     pub reason: String,
 }
 
-fn refuse(option: &'static str, value: impl ToString, reason: impl Into<String>) -> LimitsError {
+pub(super) fn refuse(
+    option: LimitOption,
+    value: impl ToString,
+    reason: impl Into<String>,
+) -> LimitsError {
     LimitsError {
         option,
         value: value.to_string(),
@@ -79,47 +113,65 @@ impl Limits {
     }
 
     /// Check the limits against each other and against a machine with `online_cpus`.
+    /// Only numbers are known here (some may come from a container's record), so a
+    /// value is quoted in Docker's notation (`6m`); [`super::LimitTexts::quote`] puts
+    /// back what the user typed.
     pub fn validate(&self, online_cpus: u64) -> Result<(), LimitsError> {
-        if let Some(memory) = self.memory {
-            if memory < MIN_MEMORY_BYTES {
-                return Err(refuse(
-                    "--memory",
-                    memory,
-                    "the minimum is 6m (6291456 bytes)",
-                ));
-            }
+        self.check_memory()?;
+        self.check_memory_swap()?;
+        self.check_cpus(online_cpus)?;
+        self.check_cpu_shares()
+    }
+
+    fn check_memory(&self) -> Result<(), LimitsError> {
+        match self.memory {
+            Some(memory) if memory < MIN_MEMORY_BYTES => Err(refuse(
+                LimitOption::Memory,
+                format_size(memory),
+                "must be at least 6m",
+            )),
+            _ => Ok(()),
         }
-        if let Some(MemorySwap::Bytes(total)) = self.memory_swap {
-            match self.memory {
-                None => return Err(refuse("--memory-swap", total, "needs --memory as well")),
-                Some(memory) if total < memory => {
-                    return Err(refuse(
-                        "--memory-swap",
-                        total,
-                        format!(
-                        "must be at least --memory ({memory} bytes): it counts memory plus swap"
-                    ),
-                    ))
-                }
-                Some(_) => {}
-            }
+    }
+
+    fn check_memory_swap(&self) -> Result<(), LimitsError> {
+        let Some(MemorySwap::Bytes(total)) = self.memory_swap else {
+            return Ok(());
+        };
+        let refuse_swap = |reason| refuse(LimitOption::MemorySwap, format_size(total), reason);
+        match self.memory {
+            None => Err(refuse_swap("needs --memory as well".into())),
+            Some(memory) if total < memory => Err(refuse_swap(format!(
+                "must be at least --memory ({}): it counts memory plus swap",
+                format_size(memory)
+            ))),
+            Some(_) => Ok(()),
         }
-        if let Some(nano) = self.nano_cpus {
-            let cpus = format_cpus(nano);
-            if nano > online_cpus.saturating_mul(NANOS_PER_CPU) {
-                let reason = format!("this machine has {online_cpus} CPUs");
-                return Err(refuse("--cpus", cpus, reason));
-            }
-            if cpu_quota_us(nano) < MIN_CPU_QUOTA_US {
-                return Err(refuse("--cpus", cpus, "the minimum is 0.01"));
-            }
+    }
+
+    fn check_cpus(&self, online_cpus: u64) -> Result<(), LimitsError> {
+        let Some(nano) = self.nano_cpus else {
+            return Ok(());
+        };
+        let refuse_cpus = |reason| refuse(LimitOption::Cpus, format_cpus(nano), reason);
+        if nano > online_cpus.saturating_mul(NANOS_PER_CPU) {
+            return Err(refuse_cpus(format!("this machine has {online_cpus} CPUs")));
         }
-        if let Some(shares) = self.cpu_shares {
-            if !CPU_SHARES_RANGE.contains(&shares) {
-                return Err(refuse("--cpu-shares", shares, "must be 2 to 262144"));
-            }
+        if cpu_quota_us(nano) < MIN_CPU_QUOTA_US {
+            return Err(refuse_cpus("must be at least 0.01".into()));
         }
         Ok(())
+    }
+
+    fn check_cpu_shares(&self) -> Result<(), LimitsError> {
+        match self.cpu_shares {
+            Some(shares) if !CPU_SHARES_RANGE.contains(&shares) => Err(refuse(
+                LimitOption::CpuShares,
+                shares,
+                "must be 2 to 262144",
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Memory plus swap in effect: `Some(None)` is "swap unlimited", `None` "no limit at
@@ -146,7 +198,8 @@ pub fn cpu_quota_us(nano_cpus: u64) -> u64 {
     u64::try_from(quota).unwrap_or(u64::MAX)
 }
 
-fn format_cpus(nano: u64) -> String {
+/// `--cpus` as a decimal: `1.25`.
+pub(super) fn format_cpus(nano: u64) -> String {
     let whole = nano / NANOS_PER_CPU;
     let frac = nano % NANOS_PER_CPU;
     if frac == 0 {
@@ -156,94 +209,17 @@ fn format_cpus(nano: u64) -> String {
     format!("{whole}.{}", digits.trim_end_matches('0'))
 }
 
-/// A size in Docker's syntax: a number (decimals allowed) and an optional unit `b`, `k`,
-/// `m`, `g` or `t` (powers of 1024, any case, optionally followed by `b`: `32m`, `1.5GB`).
-/// Zero is refused: Docker reads it as "no limit", which only surprises.
-pub fn parse_size(option: &'static str, text: &str) -> Result<u64, LimitsError> {
-    let lower = text.trim().to_ascii_lowercase();
-    let digits_end = lower
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(lower.len());
-    let (number, unit) = lower.split_at(digits_end);
-    let shift = match unit
-        .strip_suffix('b')
-        .filter(|u| !u.is_empty())
-        .unwrap_or(unit)
-    {
-        "" | "b" => 0,
-        "k" => 10,
-        "m" => 20,
-        "g" => 30,
-        "t" => 40,
-        _ => {
-            return Err(refuse(
-                option,
-                text,
-                "expected a number with unit b, k, m, g or t",
-            ))
-        }
-    };
-    let value: f64 = number
-        .parse()
-        .ok()
-        .filter(|v: &f64| v.is_finite() && !number.is_empty())
-        .ok_or_else(|| refuse(option, text, "expected a number with unit b, k, m, g or t"))?;
-    let bytes = value * (1u64 << shift) as f64;
-    if bytes >= u64::MAX as f64 {
-        return Err(refuse(option, text, "too large"));
-    }
-    let bytes = bytes as u64;
-    if bytes == 0 {
-        return Err(refuse(option, text, "must be more than 0 bytes"));
-    }
-    Ok(bytes)
-}
-
-/// `--memory-swap`: a size, or `-1` for unlimited swap.
-pub fn parse_memory_swap(text: &str) -> Result<MemorySwap, LimitsError> {
-    if text.trim() == "-1" {
-        return Ok(MemorySwap::Unlimited);
-    }
-    parse_size("--memory-swap", text).map(MemorySwap::Bytes)
-}
-
-/// `--cpus`: a positive decimal number of CPUs, kept in billionths.
-pub fn parse_cpus(text: &str) -> Result<u64, LimitsError> {
-    let cpus: f64 = text
-        .trim()
-        .parse()
-        .map_err(|_| refuse("--cpus", text, "expected a number such as 0.5 or 2"))?;
-    if !cpus.is_finite() || cpus <= 0.0 {
-        return Err(refuse("--cpus", text, "must be more than 0"));
-    }
-    if cpus > (u64::MAX / NANOS_PER_CPU) as f64 {
-        return Err(refuse("--cpus", text, "too large"));
-    }
-    Ok((cpus * NANOS_PER_CPU as f64).round() as u64)
-}
-
-/// `--cpu-shares`: a whole number in v1's range 2 to 262144.
-pub fn parse_cpu_shares(text: &str) -> Result<u64, LimitsError> {
-    let shares: u64 = text
-        .trim()
-        .parse()
-        .map_err(|_| refuse("--cpu-shares", text, "expected a whole number, 2 to 262144"))?;
-    if !CPU_SHARES_RANGE.contains(&shares) {
-        return Err(refuse("--cpu-shares", text, "must be 2 to 262144"));
-    }
-    Ok(shares)
-}
-
-/// `--pids-limit`: a whole number, at least 1.
-pub fn parse_pids_limit(text: &str) -> Result<u64, LimitsError> {
-    let pids: i64 = text
-        .trim()
-        .parse()
-        .map_err(|_| refuse("--pids-limit", text, "expected a whole number, at least 1"))?;
-    u64::try_from(pids)
-        .ok()
-        .filter(|&p| p >= 1)
-        .ok_or_else(|| refuse("--pids-limit", text, "must be at least 1"))
+/// Bytes in the largest unit that holds them whole, as Docker's sizes are written
+/// (`6m`, `1536m`; plain bytes otherwise).
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [(u32, char); 5] = [(50, 'p'), (40, 't'), (30, 'g'), (20, 'm'), (10, 'k')];
+    UNITS
+        .iter()
+        .find(|(shift, _)| bytes != 0 && bytes % (1u64 << shift) == 0)
+        .map_or_else(
+            || bytes.to_string(),
+            |(shift, unit)| format!("{}{unit}", bytes >> shift),
+        )
 }
 
 /// CPUs the kernel has online (`_SC_NPROCESSORS_ONLN`), the ceiling of `--cpus`.
@@ -258,75 +234,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_in_dockers_syntax() {
-        let ok = |t| parse_size("--memory", t).unwrap();
-        assert_eq!(ok("32m"), 32 << 20);
-        assert_eq!(ok("32M"), 32 << 20);
-        assert_eq!(ok("32mb"), 32 << 20);
-        assert_eq!(ok("1.5g"), 3 << 29);
-        assert_eq!(ok("512k"), 512 << 10);
-        assert_eq!(ok("4096"), 4096);
-        assert_eq!(ok("100b"), 100);
-        assert_eq!(ok("1t"), 1 << 40);
-    }
-
-    #[test]
-    fn bad_sizes_name_the_option_and_value() {
-        for bad in [
-            "", "m", "0", "0m", "-5m", "12x", "1.2.3m", "abc", "5 m", "nan", "1e3m",
-        ] {
-            let err = parse_size("--memory", bad).unwrap_err();
-            assert_eq!(err.option, "--memory", "{bad}");
-            assert!(err.to_string().contains(&format!("'{bad}'")), "{err}");
-        }
-        assert_eq!(
-            parse_size("--memory", "0").unwrap_err().to_string(),
-            "invalid --memory '0': must be more than 0 bytes"
-        );
-        assert!(parse_size("--memory", "99999999999t").is_err());
-    }
-
-    #[test]
-    fn swap_cpus_shares_pids() {
-        assert_eq!(parse_memory_swap("-1").unwrap(), MemorySwap::Unlimited);
-        assert_eq!(parse_memory_swap("1g").unwrap(), MemorySwap::Bytes(1 << 30));
-        assert!(parse_memory_swap("-2").is_err());
-        assert_eq!(parse_cpus("0.5").unwrap(), 500_000_000);
-        assert_eq!(parse_cpus("2").unwrap(), 2_000_000_000);
-        for bad in ["0", "-1", "abc", "inf", "NaN", ""] {
-            assert!(parse_cpus(bad).is_err(), "{bad}");
-        }
-        assert_eq!(parse_cpu_shares("512").unwrap(), 512);
-        assert!(parse_cpu_shares("1").is_err());
-        assert!(parse_cpu_shares("262145").is_err());
-        assert_eq!(parse_pids_limit("20").unwrap(), 20);
-        for bad in ["0", "-1", "x", "1.5"] {
-            assert!(parse_pids_limit(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
     fn validation_against_each_other_and_the_machine() {
         let mem = |m| Limits {
             memory: Some(m),
             ..Limits::default()
         };
         assert!(mem(32 << 20).validate(2).is_ok());
-        assert!(mem(1 << 20).validate(2).is_err());
+        assert_eq!(
+            mem(5 << 10).validate(2).unwrap_err().to_string(),
+            "invalid --memory '5k': must be at least 6m"
+        );
         let swap_alone = Limits {
             memory_swap: Some(MemorySwap::Bytes(1 << 30)),
             ..Limits::default()
         };
-        assert!(swap_alone
-            .validate(2)
-            .unwrap_err()
-            .reason
-            .contains("--memory"));
+        assert_eq!(
+            swap_alone.validate(2).unwrap_err().to_string(),
+            "invalid --memory-swap '1g': needs --memory as well"
+        );
         let swap_small = Limits {
             memory_swap: Some(MemorySwap::Bytes(16 << 20)),
             ..mem(32 << 20)
         };
-        assert!(swap_small.validate(2).is_err());
+        assert_eq!(
+            swap_small.validate(2).unwrap_err().to_string(),
+            "invalid --memory-swap '16m': must be at least --memory (32m): it counts memory \
+             plus swap"
+        );
         let cpus = |n| Limits {
             nano_cpus: Some(n),
             ..Limits::default()
@@ -337,8 +271,21 @@ mod tests {
             err.to_string(),
             "invalid --cpus '2.5': this machine has 2 CPUs"
         );
-        assert!(cpus(5_000_000).validate(2).is_err());
+        assert_eq!(
+            cpus(5_000_000).validate(2).unwrap_err().to_string(),
+            "invalid --cpus '0.005': must be at least 0.01"
+        );
         assert!(cpus(10_000_000).validate(2).is_ok());
+    }
+
+    #[test]
+    fn sizes_are_quoted_in_the_largest_whole_unit() {
+        assert_eq!(format_size(6 << 20), "6m");
+        assert_eq!(format_size(1536 << 20), "1536m");
+        assert_eq!(format_size(3 << 30), "3g");
+        assert_eq!(format_size(1 << 50), "1p");
+        assert_eq!(format_size(1000), "1000");
+        assert_eq!(format_size(0), "0");
     }
 
     #[test]
