@@ -164,12 +164,14 @@ pub struct NetworkCreateArgs {
     /// Hand out container addresses only from this sub-range.
     #[arg(long = "ip-range")]
     pub ip_range: Option<String>,
+    /// MTU of the bridge and the containers' interfaces (the same as `--opt mtu=N`).
     #[arg(long)]
     pub mtu: Option<u32>,
     /// No way out of the network: no masquerade, no forwarding.
     #[arg(long)]
     pub internal: bool,
-    /// Driver options; `icc=false` forbids traffic between the network's containers.
+    /// Driver options: `icc=false` forbids traffic between the network's containers;
+    /// `mtu=N` is `--mtu N`.
     #[arg(short = 'o', long = "opt", value_name = "KEY=VALUE")]
     pub opts: Vec<String>,
 }

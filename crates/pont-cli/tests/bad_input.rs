@@ -124,6 +124,32 @@ fn bad_networks_are_refused_and_leave_nothing() {
             &["network", "create", "x", "--opt", "colour=blue"],
             "colour=blue",
         ),
+        (
+            &["network", "create", "x", "--ip-range", "10.88.8.0/25"],
+            "no matching subnet for --ip-range 10.88.8.0/25: give --subnet as well",
+        ),
+        (
+            &["network", "create", "x", "--gateway", "10.88.8.1"],
+            "no matching subnet for --gateway 10.88.8.1",
+        ),
+        (
+            &["network", "create", "x", "-o", "icc"],
+            "invalid --opt 'icc': expected KEY=VALUE",
+        ),
+        (
+            &[
+                "network",
+                "create",
+                "x",
+                "--subnet",
+                "10.88.9.0/24",
+                "--mtu",
+                "1400",
+                "-o",
+                "mtu=1500",
+            ],
+            "--opt mtu=1500 conflicts with --mtu 1400",
+        ),
         (&["network", "rm", "nope"], "network nope not found"),
         (&["network", "inspect", "nope"], "nope"),
     ];
