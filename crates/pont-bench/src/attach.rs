@@ -145,6 +145,7 @@ fn new_record(common: &Common, network: &str, ports: Vec<PortMapping>) -> Contai
         monitor_start_time: None,
         exit_code: None,
         created: pont::now(),
+        created_subsec_ns: 0,
         started: Some(pont::now()),
         finished: None,
         // Records must name a command; this one says who made the record.

@@ -193,8 +193,9 @@ pub struct RunArgs {
     /// Host name inside the container (default: its name).
     #[arg(long)]
     pub hostname: Option<String>,
-    /// Set an environment variable (repeatable).
-    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    /// Set an environment variable; KEY alone passes pont's own value, if it has one
+    /// (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
     pub env: Vec<String>,
     /// Working directory inside the container.
     #[arg(short = 'w', long = "workdir")]
@@ -220,8 +221,9 @@ pub struct RunArgs {
 
 #[derive(Args, Debug)]
 pub struct ExecArgs {
-    /// Set an environment variable (repeatable).
-    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    /// Set an environment variable; KEY alone passes pont's own value, if it has one
+    /// (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
     pub env: Vec<String>,
     /// Working directory inside the container.
     #[arg(short = 'w', long = "workdir")]

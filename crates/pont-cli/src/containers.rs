@@ -92,26 +92,44 @@ fn exit_byte(code: i32) -> u8 {
 }
 
 fn parse_env(items: &[String]) -> anyhow::Result<Vec<(String, String)>> {
-    items
-        .iter()
-        .map(|item| match item.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-            // Docker's `-e NAME` passes pont's own value through.
-            None if !item.is_empty() => Ok((item.clone(), std::env::var(item).unwrap_or_default())),
+    let mut env = Vec::new();
+    for item in items {
+        match item.split_once('=') {
+            Some((k, v)) if !k.is_empty() => env.push((k.to_string(), v.to_string())),
+            None if !item.is_empty() => {
+                // Docker's `-e NAME` passes pont's own value through, and leaves NAME
+                // unset in the container when pont has none (not set to "").
+                match std::env::var(item) {
+                    Ok(value) => env.push((item.clone(), value)),
+                    Err(std::env::VarError::NotPresent) => {}
+                    Err(std::env::VarError::NotUnicode(_)) => {
+                        bail!("environment variable '{item}' is not valid UTF-8")
+                    }
+                }
+            }
             _ => bail!("invalid environment variable '{item}': expected KEY=VALUE"),
-        })
-        .collect()
+        }
+    }
+    Ok(env)
 }
 
 pub fn ps(rt: &Runtime, args: &PsArgs) -> anyhow::Result<()> {
     crate::reconciled(rt)?;
-    let containers: Vec<_> = rt
+    let mut containers: Vec<_> = rt
         .engine()
         .store()
         .containers()?
         .into_iter()
         .filter(|c| args.all || c.state != ContainerState::Exited)
         .collect();
+    // As `docker ps`: newest first, and ports only while they are published (the
+    // record keeps them for `start`; `inspect` shows them).
+    containers.sort_by_key(|c| std::cmp::Reverse(c.created_at()));
+    for c in &mut containers {
+        if c.state != ContainerState::Running {
+            c.ports.clear();
+        }
+    }
     if args.quiet {
         containers.iter().for_each(|c| println!("{}", c.short_id()));
     } else if args.format == "json" {

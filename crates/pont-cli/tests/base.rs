@@ -614,3 +614,85 @@ fn start_right_after_an_exit_succeeds() {
         assert_eq!(doc["exit_code"], 3, "{doc}");
     }
 }
+
+#[test]
+fn run_e_name_passes_ponts_value_or_leaves_it_unset() {
+    let sb = host_only();
+    let mut cmd = sb.pont_command(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-e",
+        "PONT_T_SET",
+        "-e",
+        "PONT_T_UNSET",
+        "-e",
+        "HOME",
+        "--",
+        "env",
+    ]);
+    cmd.env("PONT_T_SET", "from pont")
+        .env_remove("PONT_T_UNSET")
+        .env_remove("HOME");
+    let out = sb.output(cmd);
+    assert!(out.status.success(), "{out:?}");
+    let env = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = env.lines().collect();
+    assert!(lines.contains(&"PONT_T_SET=from pont"), "{env}");
+    assert!(
+        !lines.iter().any(|l| l.starts_with("PONT_T_UNSET")),
+        "-e of an unset variable must leave it unset, as Docker: {env}"
+    );
+    // Unset in pont, so the container keeps its own default rather than "".
+    assert!(lines.contains(&"HOME=/root"), "{env}");
+}
+
+#[test]
+fn ps_lists_newest_first_and_ports_only_while_published() {
+    let sb = host_only();
+    sb.pont_ok(&["network", "create", "web", "--subnet", "10.77.13.0/24"]);
+    let run = |name: &str, extra: &[&str]| {
+        let mut args = vec!["run", "-d", "--name", name, "--network", "web"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", "sleep", "100"]);
+        sb.pont_ok(&args)[..12].to_string()
+    };
+    let first = run("first", &["-p", "8080:80"]);
+    let second = run("second", &[]);
+    let third = run("third", &[]);
+    // Made within the same second: the order still holds.
+    assert_eq!(
+        sb.pont_ok(&["ps", "-q"]),
+        format!("{third}\n{second}\n{first}\n")
+    );
+    let names = |doc: &serde_json::Value| -> Vec<String> {
+        let all = doc.as_array().unwrap();
+        all.iter()
+            .map(|c| c["name"].as_str().unwrap().into())
+            .collect()
+    };
+    let ps = json(&sb.pont_ok(&["ps", "--format", "json"]));
+    assert_eq!(names(&ps), ["third", "second", "first"]);
+    assert_eq!(ps[2]["ports"][0]["host_port"], "8080", "{ps}");
+    let table = sb.pont_ok(&["ps"]);
+    assert!(table.lines().nth(3).unwrap().contains("8080"), "{table}");
+
+    sb.pont_ok(&["stop", "-t", "1", "first"]);
+    let ps = json(&sb.pont_ok(&["ps", "-a", "--format", "json"]));
+    assert_eq!(names(&ps), ["third", "second", "first"]);
+    assert_eq!(ps[2]["state"], "exited");
+    assert_eq!(ps[2]["ports"], serde_json::json!([]), "as docker ps: {ps}");
+    let table = sb.pont_ok(&["ps", "-a"]);
+    assert!(!table.contains("8080"), "{table}");
+    // The record keeps them for `start`.
+    assert_eq!(inspect(&sb, "first")["ports"][0]["host_port"], "8080");
+    sb.pont_ok(&["start", "first"]);
+    let ps = json(&sb.pont_ok(&["ps", "--format", "json"]));
+    assert_eq!(
+        names(&ps),
+        ["third", "second", "first"],
+        "by creation, not start"
+    );
+    assert_eq!(ps[2]["ports"][0]["host_port"], "8080");
+}

@@ -78,7 +78,12 @@ pub struct ContainerRecord {
     pub monitor_pid: Option<i32>,
     pub monitor_start_time: Option<u64>,
     pub exit_code: Option<i32>,
+    /// Seconds since the Unix epoch.
     pub created: u64,
+    /// Nanoseconds past `created`'s second: containers made within one second still
+    /// list newest first. 0 in records written before pont kept it.
+    #[serde(default)]
+    pub created_subsec_ns: u32,
     pub started: Option<u64>,
     pub finished: Option<u64>,
     pub argv: Vec<String>,
@@ -110,5 +115,10 @@ pub struct ContainerRecord {
 impl ContainerRecord {
     pub fn short_id(&self) -> &str {
         &self.id[..12]
+    }
+
+    /// When the container was made, as (seconds, nanoseconds): sorts oldest first.
+    pub fn created_at(&self) -> (u64, u32) {
+        (self.created, self.created_subsec_ns)
     }
 }

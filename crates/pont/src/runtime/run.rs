@@ -225,6 +225,9 @@ impl Runtime {
                 break id;
             }
         };
+        let created = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         Ok(ContainerRecord {
             hostname: req.hostname.clone().unwrap_or_else(|| name.clone()),
             id,
@@ -235,7 +238,8 @@ impl Runtime {
             monitor_pid: None,
             monitor_start_time: None,
             exit_code: None,
-            created: crate::now(),
+            created: created.as_secs(),
+            created_subsec_ns: created.subsec_nanos(),
             started: None,
             finished: None,
             argv: req.argv.clone(),

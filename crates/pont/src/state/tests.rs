@@ -33,6 +33,7 @@ fn container(id: &str, name: &str) -> ContainerRecord {
         monitor_start_time: None,
         exit_code: None,
         created: 3,
+        created_subsec_ns: 0,
         started: None,
         finished: None,
         argv: vec!["true".into()],
