@@ -50,7 +50,7 @@ use std::path::PathBuf;
 
 pub use error::{ContainerError, SetupStep};
 pub use exec::{exec, exec_joining};
-pub use proc::{is_alive, kill, start_time};
+pub use proc::{is_alive, kill, start_time, wait_exit};
 pub use spawn::{create, Created, Running};
 
 /// What to run and how to isolate it.

@@ -4,8 +4,10 @@
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::Pid;
 
 use super::sys;
@@ -21,6 +23,35 @@ pub fn start_time(pid: i32) -> Option<u64> {
 /// (a zombie counts as exited).
 pub fn is_alive(pid: i32, start_time: u64) -> bool {
     read_stat(pid).is_some_and(|stat| stat.start_time == start_time && stat.is_running())
+}
+
+/// Wait up to `timeout` for `pid` (if still the process that started at
+/// `start_time`) to exit; whether it has. Woken by the exit itself through a
+/// pidfd, not by polling: `stop` and `rm -f` wait for two exits each.
+pub fn wait_exit(pid: i32, start_time: u64, timeout: Duration) -> bool {
+    if pid <= 0 {
+        return true;
+    }
+    let Ok(pidfd) = sys::pidfd_open(Pid::from_raw(pid)) else {
+        return true; // ESRCH: gone (any other error: nothing to wait on)
+    };
+    // The pidfd pins the process that had `pid` when it was opened.
+    if !is_alive(pid, start_time) {
+        return true;
+    }
+    let deadline = Instant::now() + timeout;
+    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(0) if Instant::now() < deadline => continue, // a wait capped at u16::MAX ms
+            Ok(0) => return !is_alive(pid, start_time),
+            Ok(_) => return true,
+            Err(Errno::EINTR) => continue,
+            Err(_) => return !is_alive(pid, start_time),
+        }
+    }
 }
 
 /// Send `signal` (0 only probes) to `pid` if it is still the process that started at

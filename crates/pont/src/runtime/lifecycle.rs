@@ -1,6 +1,6 @@
 //! Stopping, removing and entering containers, and the bookkeeping when one exits.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{Runtime, RuntimeError};
 use crate::container;
@@ -32,24 +32,23 @@ impl Runtime {
             };
             container::kill(pid, start, sig)?;
             fault::point("stop:after-signal");
-            if !wait_until(timeout, || !container::is_alive(pid, start)) {
+            if !container::wait_exit(pid, start, timeout) {
                 container::kill(pid, start, libc::SIGKILL)?;
                 fault::point("stop:after-kill");
-                wait_until(MONITOR_GRACE, || !container::is_alive(pid, start));
+                container::wait_exit(pid, start, MONITOR_GRACE);
             }
         }
-        wait_until(MONITOR_GRACE, || self.exit_recorded(&rec));
+        // The monitor records the exit, then exits itself.
+        if let (Some(pid), Some(start)) = (rec.monitor_pid, rec.monitor_start_time) {
+            container::wait_exit(pid, start, MONITOR_GRACE);
+        }
         let lock = self.engine.store().lock()?;
-        self.reconcile(&lock)
-    }
-
-    fn exit_recorded(&self, rec: &ContainerRecord) -> bool {
-        let monitor_alive = match (rec.monitor_pid, rec.monitor_start_time) {
-            (Some(pid), Some(start)) => container::is_alive(pid, start),
-            _ => false,
-        };
-        let current = self.engine.store().find_container(&rec.id).ok().flatten();
-        !monitor_alive || current.is_none_or(|c| c.state == ContainerState::Exited)
+        self.live_container(&lock, &rec.id)
+            .map(drop)
+            .or_else(|err| match err {
+                RuntimeError::NotFound(_) => Ok(()), // a --rm container removed itself
+                err => Err(err),
+            })
     }
 
     /// Remove a container's record; `force` stops a running one first (SIGKILL).
@@ -171,19 +170,5 @@ impl Runtime {
         // when it times out. `port rm` reports the same failure instead.
         let _ = super::ports::forget_translated_flows(&gone, &gone.ports);
         Ok(())
-    }
-}
-
-/// Poll `done` every 10 ms until it holds or `timeout` passes; true if it held.
-fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if done() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
