@@ -129,20 +129,17 @@ impl Runtime {
                 "network {network} is internal (no way out): its containers cannot publish ports"
             )));
         }
-        let mut taken: Vec<(String, PortMapping)> = self
-            .engine
-            .store()
-            .containers()?
-            .into_iter()
-            .filter(|c| {
-                if c.id == rec.id {
-                    own_taken
-                } else {
-                    c.state != ContainerState::Exited
+        let store = self.engine.store();
+        // Every live container's mappings, from the index: no record is read.
+        let mut taken = store.published_ports()?;
+        if !own_taken {
+            if let Some(stored) = store.container(&rec.id)? {
+                if stored.state != ContainerState::Exited {
+                    taken.retain(|m| !stored.ports.contains(m));
                 }
-            })
-            .flat_map(|c| c.ports.into_iter().map(move |m| (c.name.clone(), m)))
-            .collect();
+            }
+        }
+        let mut mine: Vec<PortMapping> = Vec::new();
         let host_addrs = host_addresses()?;
         let sockets = host_sockets::listening()?;
         let mut out = Vec::new();
@@ -155,9 +152,18 @@ impl Runtime {
                     container_ports: spec.container_ports,
                     protocol: spec.protocol,
                 },
-                None => pick_free(host_ip, spec, &taken, &sockets)?,
+                None => pick_free(host_ip, spec, &taken, &mine, &sockets)?,
             };
-            if let Some((owner, other)) = taken.iter().find(|(_, m)| m.conflicts_with(&mapping)) {
+            if let Some(other) = mine.iter().find(|m| m.conflicts_with(&mapping)) {
+                return Err(RuntimeError::PortPublished(format!(
+                    "host port {} is already published by container {} ({})",
+                    describe_host(&mapping),
+                    rec.name,
+                    other.display()
+                )));
+            }
+            if let Some(other) = taken.iter().find(|m| m.conflicts_with(&mapping)) {
+                let owner = store.port_owner(other)?;
                 return Err(RuntimeError::PortPublished(format!(
                     "host port {} is already published by container {owner} ({})",
                     describe_host(&mapping),
@@ -171,7 +177,7 @@ impl Runtime {
                     sock
                 )));
             }
-            taken.push((rec.name.clone(), mapping.clone()));
+            mine.push(mapping.clone());
             out.push(mapping);
         }
         Ok(out)
@@ -246,7 +252,8 @@ fn check_host_ip(
 fn pick_free(
     host_ip: Option<IpAddr>,
     spec: &PortSpec,
-    taken: &[(String, PortMapping)],
+    taken: &[PortMapping],
+    mine: &[PortMapping],
     sockets: &[host_sockets::Socket],
 ) -> Result<PortMapping, RuntimeError> {
     let (low, high) = ephemeral_range();
@@ -264,7 +271,7 @@ fn pick_free(
         };
         let blocker = taken
             .iter()
-            .map(|(_, m)| m)
+            .chain(mine)
             .filter(|m| m.conflicts_with(&candidate))
             .map(|m| u32::from(m.host_ports.end))
             .chain(

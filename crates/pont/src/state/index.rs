@@ -4,6 +4,8 @@
 //! ```text
 //! ROOT/names/NAME                   the id of the container called NAME
 //! ROOT/allocations/NETWORK/IP,MAC   an endpoint of a live container (content: its id)
+//! ROOT/ports/PROTO,HOST-IP,HOST-PORTS,CONTAINER-PORTS
+//!                                   a live container's published port (content: its name)
 //! ```
 //!
 //! Choosing an address lists one directory (names only, no file is read),
@@ -28,7 +30,9 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use super::{files, Lock, StateError, Store};
-use crate::model::{ContainerRecord, ContainerState, Endpoint, MacAddr};
+use crate::model::{
+    ContainerRecord, ContainerState, Endpoint, MacAddr, PortMapping, PortRange, Protocol,
+};
 
 /// One live endpoint as the allocation index holds it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -59,6 +63,54 @@ fn live_endpoints(rec: Option<&ContainerRecord>) -> &[Endpoint] {
     }
 }
 
+/// The published ports a record holds, likewise.
+fn live_ports(rec: Option<&ContainerRecord>) -> &[PortMapping] {
+    match rec {
+        Some(c) if c.state != ContainerState::Exited => &c.ports,
+        _ => &[],
+    }
+}
+
+/// A mapping as a file name: everything but its owner, who is in the file.
+fn port_file_name(m: &PortMapping) -> String {
+    let ip = m.host_ip.map_or("*".to_string(), |ip| ip.to_string());
+    let range = |r: PortRange| format!("{}-{}", r.start, r.end);
+    format!(
+        "{},{ip},{},{}",
+        m.protocol,
+        range(m.host_ports),
+        range(m.container_ports)
+    )
+}
+
+fn parse_port_file_name(name: &str) -> Option<PortMapping> {
+    let mut parts = name.split(',');
+    let protocol = match parts.next()? {
+        "tcp" => Protocol::Tcp,
+        "udp" => Protocol::Udp,
+        "sctp" => Protocol::Sctp,
+        _ => return None,
+    };
+    let host_ip = match parts.next()? {
+        "*" => None,
+        ip => Some(ip.parse().ok()?),
+    };
+    let range = |text: &str| -> Option<PortRange> {
+        let (start, end) = text.split_once('-')?;
+        Some(PortRange {
+            start: start.parse().ok()?,
+            end: end.parse().ok()?,
+        })
+    };
+    let mapping = PortMapping {
+        host_ip,
+        host_ports: range(parts.next()?)?,
+        container_ports: range(parts.next()?)?,
+        protocol,
+    };
+    parts.next().is_none().then_some(mapping)
+}
+
 impl Store {
     fn allocations_dir(&self, network: &str) -> PathBuf {
         self.root.join("allocations").join(network)
@@ -84,6 +136,31 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Every published port of a live container (its owner is read only on
+    /// demand: [`Store::port_owner`]).
+    pub fn published_ports(&self) -> Result<Vec<PortMapping>, StateError> {
+        let dir = self.root.join("ports");
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(StateError::io("list", &dir)(e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(StateError::io("list", &dir))?;
+            if let Some(m) = parse_port_file_name(&entry.file_name().to_string_lossy()) {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The name of the container that published `m`.
+    pub fn port_owner(&self, m: &PortMapping) -> Result<String, StateError> {
+        let path = self.root.join("ports").join(port_file_name(m));
+        fs::read_to_string(&path).map_err(StateError::io("read", &path))
     }
 
     /// How many endpoints live containers hold, on every network.
@@ -127,6 +204,11 @@ impl Store {
                 .join(allocation(ep).file_name());
             self.write_index_file(path, &new.id)?;
         }
+        let before = live_ports(old);
+        for m in live_ports(Some(new)).iter().filter(|m| !before.contains(m)) {
+            let path = self.root.join("ports").join(port_file_name(m));
+            self.write_index_file(path, &new.name)?;
+        }
         Ok(())
     }
 
@@ -152,6 +234,10 @@ impl Store {
                 .join(allocation(ep).file_name());
             files::remove_file(&path)?;
         }
+        let after = live_ports(new);
+        for m in live_ports(Some(old)).iter().filter(|m| !after.contains(m)) {
+            files::remove_file(&self.root.join("ports").join(port_file_name(m)))?;
+        }
         Ok(())
     }
 
@@ -167,7 +253,7 @@ impl Store {
         _lock: &Lock,
         containers: &[ContainerRecord],
     ) -> Result<(), StateError> {
-        for dir in [self.root.join("names"), self.root.join("allocations")] {
+        for dir in ["names", "allocations", "ports"].map(|d| self.root.join(d)) {
             match fs::remove_dir_all(&dir) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
                     return Err(StateError::io("remove", &dir)(e))
@@ -206,7 +292,12 @@ impl Store {
             Ok(entries) => entries.count(),
             Err(_) => 0,
         };
-        Ok(have == want && names == containers.len())
+        let mut ports_want = BTreeSet::new();
+        for c in containers {
+            ports_want.extend(live_ports(Some(c)).iter().cloned());
+        }
+        let ports_have: BTreeSet<PortMapping> = self.published_ports()?.into_iter().collect();
+        Ok(have == want && names == containers.len() && ports_have == ports_want)
     }
 
     /// Whether this state root has its indexes (one written before them has none).

@@ -251,8 +251,20 @@ fn the_indexes_follow_every_save_and_removal() {
     store.save_container(&lock, &one).unwrap();
     let mut two = container(&b, "two");
     two.endpoints = vec![endpoint("web", "10.1.0.3")];
+    let http = crate::model::PortMapping {
+        host_ip: Some("127.0.0.1".parse().unwrap()),
+        host_ports: crate::model::PortRange {
+            start: 8080,
+            end: 8081,
+        },
+        container_ports: crate::model::PortRange { start: 80, end: 81 },
+        protocol: crate::model::Protocol::Tcp,
+    };
+    two.ports = vec![http.clone()];
     store.save_container(&lock, &two).unwrap();
     assert_eq!(held(&store, "web"), ["10.1.0.2", "10.1.0.3"]);
+    assert_eq!(store.published_ports().unwrap(), std::slice::from_ref(&http));
+    assert_eq!(store.port_owner(&http).unwrap(), "two");
     assert_eq!(store.allocation_count().unwrap(), 2);
     assert_eq!(store.find_container("two").unwrap().unwrap().id, b);
     assert!(store.name_taken("one").unwrap());
@@ -262,6 +274,13 @@ fn the_indexes_follow_every_save_and_removal() {
     store.save_container(&lock, &one).unwrap();
     assert_eq!(held(&store, "web"), ["10.1.0.3"]);
     assert!(store.name_taken("one").unwrap());
+
+    two.state = ContainerState::Exited;
+    store.save_container(&lock, &two).unwrap();
+    assert!(
+        store.published_ports().unwrap().is_empty(),
+        "exited: port free"
+    );
 
     // Removed: the name is free too.
     store.remove_container(&lock, &a).unwrap();
