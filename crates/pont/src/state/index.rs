@@ -27,7 +27,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::io;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{files, Lock, StateError, Store};
 use crate::model::{
@@ -122,39 +122,13 @@ impl Store {
 
     /// Addresses and MACs held on `network` by live containers.
     pub fn allocations(&self, network: &str) -> Result<Vec<Allocation>, StateError> {
-        let dir = self.allocations_dir(network);
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(vec![]),
-            Err(e) => return Err(StateError::io("list", &dir)(e)),
-        };
-        let mut out = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(StateError::io("list", &dir))?;
-            if let Some(a) = Allocation::parse(&entry.file_name().to_string_lossy()) {
-                out.push(a);
-            }
-        }
-        Ok(out)
+        list_names(&self.allocations_dir(network), Allocation::parse)
     }
 
     /// Every published port of a live container (its owner is read only on
     /// demand: [`Store::port_owner`]).
     pub fn published_ports(&self) -> Result<Vec<PortMapping>, StateError> {
-        let dir = self.root.join("ports");
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(vec![]),
-            Err(e) => return Err(StateError::io("list", &dir)(e)),
-        };
-        let mut out = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(StateError::io("list", &dir))?;
-            if let Some(m) = parse_port_file_name(&entry.file_name().to_string_lossy()) {
-                out.push(m);
-            }
-        }
-        Ok(out)
+        list_names(&self.root.join("ports"), parse_port_file_name)
     }
 
     /// The name of the container that published `m`.
@@ -319,18 +293,26 @@ impl Store {
 
     /// Names of the networks with an allocation directory.
     fn network_names(&self) -> Result<Vec<String>, StateError> {
-        let dir = self.root.join("allocations");
-        match fs::read_dir(&dir) {
-            Ok(entries) => entries
-                .map(|e| {
-                    e.map(|e| e.file_name().to_string_lossy().into_owned())
-                        .map_err(StateError::io("list", &dir))
-                })
-                .collect(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(vec![]),
-            Err(e) => Err(StateError::io("list", &dir)(e)),
-        }
+        list_names(&self.root.join("allocations"), |name| {
+            Some(name.to_string())
+        })
     }
+}
+
+/// What `parse` makes of the names in `dir` (none if there is no `dir`):
+/// an index is read by listing it, never by opening its files.
+fn list_names<T>(dir: &Path, parse: impl Fn(&str) -> Option<T>) -> Result<Vec<T>, StateError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(StateError::io("list", dir)(e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(StateError::io("list", dir))?;
+        out.extend(parse(&entry.file_name().to_string_lossy()));
+    }
+    Ok(out)
 }
 
 fn current_boot_id() -> Result<String, StateError> {

@@ -263,7 +263,10 @@ fn the_indexes_follow_every_save_and_removal() {
     two.ports = vec![http.clone()];
     store.save_container(&lock, &two).unwrap();
     assert_eq!(held(&store, "web"), ["10.1.0.2", "10.1.0.3"]);
-    assert_eq!(store.published_ports().unwrap(), std::slice::from_ref(&http));
+    assert_eq!(
+        store.published_ports().unwrap(),
+        std::slice::from_ref(&http)
+    );
     assert_eq!(store.port_owner(&http).unwrap(), "two");
     assert_eq!(store.allocation_count().unwrap(), 2);
     assert_eq!(store.find_container("two").unwrap().unwrap().id, b);
