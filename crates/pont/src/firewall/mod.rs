@@ -10,6 +10,7 @@
 
 pub mod conntrack;
 mod iptables;
+mod nfnl;
 mod nftables;
 mod plan;
 mod tool;

@@ -16,8 +16,15 @@ use std::fmt::Write;
 
 use super::tool::{self, FirewallError};
 use super::{iptables, NetworkRules, RuleSet};
+use element::{Element, Family, Field, Shape};
+
+mod element;
+mod native;
+mod presence;
 
 pub const TABLE: &str = "inet pont";
+/// The name both tables share.
+const TABLE_NAME: &str = "pont";
 pub const BRIDGE_TABLE: &str = "bridge pont";
 pub const USER_CHAIN: &str = "user";
 
@@ -125,15 +132,6 @@ const LOOPBACK_MASQUERADE: (&str, &str) = (
     "ip saddr 127.0.0.0/8 ct status dnat masquerade",
 );
 
-/// One element of a set or map: the key identifies it, `rest` is its value and label.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Element {
-    table: &'static str,
-    set: &'static str,
-    key: String,
-    rest: String,
-}
-
 /// One transaction that makes pont's rules exactly `rules`.
 pub fn render(rules: &RuleSet) -> String {
     let mut b = String::new();
@@ -149,13 +147,29 @@ pub fn render(rules: &RuleSet) -> String {
 /// One transaction that turns `before` into `after`, touching only the set
 /// elements that differ: the work is proportional to the change, not to the
 /// number of networks, containers and ports.
+/// The text twin of [`apply_container_change`], for tests to compare with.
+#[cfg(test)]
 pub fn render_change(before: &RuleSet, after: &RuleSet) -> String {
-    let old: BTreeSet<Element> = elements(before).into_iter().collect();
-    let new: BTreeSet<Element> = elements(after).into_iter().collect();
+    let (old, new) = element_sets(before, after);
+    let (delete, add) = difference(&old, &new);
     let mut b = String::new();
-    write_elements(&mut b, "delete", &old.difference(&new).collect::<Vec<_>>());
-    write_elements(&mut b, "add", &new.difference(&old).collect::<Vec<_>>());
+    write_elements(&mut b, "delete", &delete);
+    write_elements(&mut b, "add", &add);
     b
+}
+
+fn element_sets(before: &RuleSet, after: &RuleSet) -> (BTreeSet<Element>, BTreeSet<Element>) {
+    let old = elements(before).into_iter().collect();
+    let new = elements(after).into_iter().collect();
+    (old, new)
+}
+
+/// The elements to delete and to add, each sorted (so grouped by set).
+fn difference<'a>(
+    old: &'a BTreeSet<Element>,
+    new: &'a BTreeSet<Element>,
+) -> (Vec<&'a Element>, Vec<&'a Element>) {
+    (old.difference(new).collect(), new.difference(old).collect())
 }
 
 /// One `add element` (with values and labels) or `delete element` (keys
@@ -165,15 +179,15 @@ pub fn render_change(before: &RuleSet, after: &RuleSet) -> String {
 /// with nft 1.0.6; regression test ports_range). `elements` is sorted, so
 /// those of one set are adjacent.
 fn write_elements(b: &mut String, verb: &str, elements: &[&Element]) {
-    for group in elements.chunk_by(|x, y| (x.table, x.set) == (y.table, y.set)) {
+    for group in elements.chunk_by(|x, y| (x.family, x.set) == (y.family, y.set)) {
         let items: Vec<String> = group
             .iter()
             .map(|e| match verb {
-                "delete" => e.key.clone(),
-                _ => format!("{} {}", e.key, e.rest),
+                "delete" => e.key_text(),
+                _ => e.text(),
             })
             .collect();
-        let (table, set) = (group[0].table, group[0].set);
+        let (table, set) = (group[0].family.table(), group[0].set);
         writeln!(b, "{verb} element {table} {set} {{ {} }}", items.join(", ")).unwrap();
     }
 }
@@ -254,63 +268,80 @@ const ANTISPOOF_RULES: [&str; 6] = [
     "ether type arp iifname . arp saddr ether != @port_macs counter drop",
 ];
 
+/// The shape of a set of pont's, from its declaration.
+fn shape(family: Family, set: &str) -> Shape {
+    let decl = match family {
+        Family::Inet => SETS.iter().find(|(name, _)| *name == set).map(|(_, d)| *d),
+        Family::Bridge => ANTISPOOF_SETS
+            .iter()
+            .find(|(name, _)| *name == set)
+            .map(|(_, d)| *d),
+    };
+    decl.map_or(Shape::Exact, Shape::of)
+}
+
 fn elements(rules: &RuleSet) -> Vec<Element> {
     let mut out = Vec::new();
-    let mut add = |table, set, key: String, rest: String| {
-        out.push(Element {
-            table,
-            set,
-            key,
-            rest,
-        })
-    };
+    network_elements(rules, &mut out);
+    endpoint_elements(rules, &mut out);
+    mapping_elements(rules, &mut out);
+    out.sort();
+    out
+}
+
+fn element(family: Family, set: &'static str, key: Vec<Field>, comment: &str) -> Element {
+    Element {
+        family,
+        set,
+        key,
+        comment: comment.to_string(),
+        value: Vec::new(),
+    }
+}
+
+fn network_elements(rules: &RuleSet, out: &mut Vec<Element>) {
     for n in &rules.networks {
-        let label = format!("comment \"network {}\"", n.name);
-        let br = format!("\"{}\"", n.bridge);
-        add(TABLE, "bridges", br.clone(), label.clone());
-        add(
-            TABLE,
-            "subnet_bridges",
-            format!("{} . {br}", n.subnet),
-            label.clone(),
-        );
+        let label = format!("network {}", n.name);
+        let br = || Field::Ifname(n.bridge.clone());
+        let inet = |set, key| element(Family::Inet, set, key, &label);
+        out.push(inet("bridges", vec![br()]));
+        out.push(inet("subnet_bridges", vec![Field::Prefix(n.subnet), br()]));
         if n.internal {
-            add(TABLE, "internal_bridges", br.clone(), label.clone());
+            out.push(inet("internal_bridges", vec![br()]));
         }
         if n.icc {
-            add(TABLE, "icc_pairs", format!("{br} . {br}"), label.clone());
+            out.push(inet("icc_pairs", vec![br(), br()]));
         }
         if n.masquerade() {
-            add(TABLE, "nat_sources", n.subnet.to_string(), label);
+            out.push(inet("nat_sources", vec![Field::Prefix(n.subnet)]));
         }
     }
+}
+
+fn endpoint_elements(rules: &RuleSet, out: &mut Vec<Element>) {
     for e in &rules.endpoints {
-        let label = format!(
-            "comment \"container {} on network {}\"",
-            e.container, e.network
-        );
-        let port = format!("\"{}\"", e.port);
+        let label = format!("container {} on network {}", e.container, e.network);
+        let port = || Field::Ifname(e.port.clone());
+        let bridge = |set, key| element(Family::Bridge, set, key, &label);
         if e.isolated {
-            let network = format!("comment \"network {}\"", e.network);
-            add(BRIDGE_TABLE, "isolated_ports", port.clone(), network);
+            let network = format!("network {}", e.network);
+            out.push(element(
+                Family::Bridge,
+                "isolated_ports",
+                vec![port()],
+                &network,
+            ));
         }
-        add(BRIDGE_TABLE, "guarded_ports", port.clone(), label.clone());
-        add(
-            BRIDGE_TABLE,
-            "port_macs",
-            format!("{port} . {}", e.mac),
-            label.clone(),
-        );
-        add(
-            BRIDGE_TABLE,
-            "port_addrs",
-            format!("{port} . {}", e.ipv4),
-            label,
-        );
+        out.push(bridge("guarded_ports", vec![port()]));
+        out.push(bridge("port_macs", vec![port(), Field::Ether(e.mac)]));
+        out.push(bridge("port_addrs", vec![port(), Field::Addr(e.ipv4)]));
     }
+}
+
+fn mapping_elements(rules: &RuleSet, out: &mut Vec<Element>) {
     for m in &rules.mappings {
         let Some(host) = m.host_v4() else { continue };
-        let label = format!("comment \"container {}\"", m.container);
+        let label = format!("container {}", m.container);
         let (hp, cp, proto) = (
             m.mapping.host_ports,
             m.mapping.container_ports,
@@ -318,47 +349,40 @@ fn elements(rules: &RuleSet) -> Vec<Element> {
         );
         if hp == cp && !hp.is_single() {
             // Same ports on both sides: one interval element, whatever the length.
-            add(
-                TABLE,
-                "dnat_ranges",
-                format!("{host} . {proto} . {hp}"),
-                format!("{label} : {}", m.container_ip),
-            );
-        } else {
-            // Every host address, or exactly one (no prefix: hash keys are exact).
-            let (set, addr) = match host.prefix_len() {
-                0 => ("dnat_any_ports", String::new()),
-                _ => ("dnat_addr_ports", format!("{} . ", host.network())),
-            };
-            for offset in 0..hp.count() {
-                let (h, c) = (u32::from(hp.start) + offset, u32::from(cp.start) + offset);
-                add(
-                    TABLE,
-                    set,
-                    format!("{addr}{proto} . {h}"),
-                    format!("{label} : {} . {c}", m.container_ip),
-                );
-            }
+            let key = vec![Field::Prefix(host), Field::Proto(proto), Field::Ports(hp)];
+            let mut e = element(Family::Inet, "dnat_ranges", key, &label);
+            e.value = vec![Field::Addr(m.container_ip)];
+            out.push(e);
+            continue;
+        }
+        // Every host address, or exactly one (no prefix: hash keys are exact).
+        let (set, addr) = match host.prefix_len() {
+            0 => ("dnat_any_ports", None),
+            _ => ("dnat_addr_ports", Some(Field::Addr(host.network()))),
+        };
+        for offset in 0..hp.count() {
+            let (h, c) = (u32::from(hp.start) + offset, u32::from(cp.start) + offset);
+            let port = |p: u32| Field::Port(u16::try_from(p).expect("ranges were validated"));
+            let key = addr.iter().cloned().chain([Field::Proto(proto), port(h)]);
+            let mut e = element(Family::Inet, set, key.collect(), &label);
+            e.value = vec![Field::Addr(m.container_ip), port(c)];
+            out.push(e);
         }
     }
-    out.sort();
-    out
 }
 
 pub fn usable() -> bool {
     tool::succeeds("nft", &["list", "tables"])
 }
 
-/// Apply only what changed from `before` to `after`; callers fall back to
-/// [`apply`] if this fails (for example because the table was flushed).
+/// Apply only what changed from `before` to `after`: set elements, sent
+/// natively (no `nft` process). Callers fall back to [`apply`] if this fails
+/// (for example because the table was flushed).
 pub fn apply_change(before: &RuleSet, after: &RuleSet) -> Result<(), FirewallError> {
     if before.is_empty() || after.is_empty() {
         return apply(after);
     }
-    let batch = render_change(before, after);
-    if !batch.is_empty() {
-        tool::run("nft", &["-f", "-"], &batch)?;
-    }
+    send_change(before, after)?;
     if before.networks != after.networks {
         iptables::sync_forward_shim(&after.networks)?;
     }
@@ -366,13 +390,17 @@ pub fn apply_change(before: &RuleSet, after: &RuleSet) -> Result<(), FirewallErr
 }
 
 /// Replace one operation's share of container rules (see
-/// [`super::container_rules`]): only set elements change.
+/// [`super::container_rules`]): only set elements change, in one native
+/// transaction.
 pub fn apply_container_change(before: &RuleSet, after: &RuleSet) -> Result<(), FirewallError> {
-    let batch = render_change(before, after);
-    if !batch.is_empty() {
-        tool::run("nft", &["-f", "-"], &batch)?;
-    }
-    Ok(())
+    send_change(before, after)
+}
+
+/// The element changes of [`render_change`], sent over nfnetlink.
+fn send_change(before: &RuleSet, after: &RuleSet) -> Result<(), FirewallError> {
+    let (old, new) = element_sets(before, after);
+    let (delete, add) = difference(&old, &new);
+    native::send(&delete, &add)
 }
 
 pub fn apply(rules: &RuleSet) -> Result<(), FirewallError> {
@@ -409,31 +437,12 @@ pub fn show() -> Result<String, FirewallError> {
 
 /// Present means: the jump into pont's forward logic exists, every bridge is
 /// in the set, the anti-spoofing set holds one port per live endpoint (`nft
-/// flush ruleset` or a flushed table, chain or set fails this), and under an
-/// iptables FORWARD policy of DROP the accept shim is in place. Only those
-/// chains and sets are listed, never the port maps. Two `nft` runs: nft
-/// 1.0.6 fails a batch that lists objects of two families.
+/// flush ruleset` or a flushed table, chain or set fails this), the
+/// anti-spoofing chain exists, and under an iptables FORWARD policy of DROP
+/// the accept shim is in place. Read over nfnetlink, no process (legacy
+/// iptables aside); never lists the port maps.
 pub fn is_installed(networks: &[NetworkRules], endpoints: usize) -> Result<bool, FirewallError> {
-    let query = format!("list chain {TABLE} forward\nlist set {TABLE} bridges\n");
-    let Ok(listing) = tool::run("nft", &["-f", "-"], &query) else {
-        return Ok(networks.is_empty());
-    };
-    if networks.is_empty() {
-        return Ok(true);
-    }
-    let query =
-        format!("list chain {BRIDGE_TABLE} antispoof\nlist set {BRIDGE_TABLE} guarded_ports\n");
-    let Ok(bridge_listing) = tool::run("nft", &["-f", "-"], &query) else {
-        return Ok(false);
-    };
-    let quoted = |text: &str, name: &str| text.contains(&format!("\"{name}\""));
-    let bridges_listed = networks.iter().all(|n| quoted(&listing, &n.bridge));
-    // Every element carries a `container NAME on network NET` comment.
-    let ports_listed = bridge_listing.matches("comment \"container ").count() == endpoints;
-    Ok(listing.contains("jump to_bridge")
-        && bridges_listed
-        && ports_listed
-        && iptables::forward_shim_in_place(networks))
+    presence::is_installed(networks, endpoints)
 }
 
 fn user_chain_has_rules() -> Result<bool, FirewallError> {
@@ -450,5 +459,7 @@ fn user_chain_has_rules() -> Result<bool, FirewallError> {
     }
 }
 
+#[cfg(test)]
+mod kernel_tests;
 #[cfg(test)]
 pub(crate) mod tests;

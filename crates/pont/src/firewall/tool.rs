@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use super::nfnl::{detail_suffix, NfnlError};
 use super::Backend;
 
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +21,22 @@ pub enum FirewallError {
     },
     #[error("{tool} rejected pont's rules: {stderr}")]
     Rejected { tool: &'static str, stderr: String },
+    /// nf_tables refused a set-element change sent over nfnetlink; `element`
+    /// is the one it pointed at (an extended ack), if it did.
+    #[error(
+        "nf_tables refused to {op} {} in set {set}{}: {source}",
+        element.as_deref().unwrap_or("an element"),
+        detail_suffix(detail)
+    )]
+    ElementRefused {
+        op: &'static str,
+        set: String,
+        element: Option<String>,
+        detail: Option<String>,
+        source: std::io::Error,
+    },
+    #[error("nf_tables over netlink: {0}")]
+    Netlink(#[from] NfnlError),
 }
 
 fn install_hint(b: Backend) -> &'static str {
