@@ -18,8 +18,10 @@ pub mod attr;
 #[cfg(test)]
 mod tests;
 
+use std::cell::RefCell;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
 use netlink_packet_core::{
@@ -114,6 +116,68 @@ pub(crate) fn detail_suffix(detail: &Option<String>) -> String {
         .as_ref()
         .map(|d| format!(" ({d})"))
         .unwrap_or_default()
+}
+
+thread_local! {
+    /// The thread's socket, and the process and network namespace it belongs to.
+    static SOCKET: RefCell<Option<(Owner, Nfnl)>> = const { RefCell::new(None) };
+}
+
+/// Who may use a kept socket: the process that opened it (a child forked
+/// without exec inherits the thread's copy; sharing one socket between two
+/// processes would mix their answers), in the namespace it was opened in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Owner {
+    pid: u32,
+    netns: (u64, u64),
+}
+
+/// Run `f` with this thread's socket for its current network namespace,
+/// opened on first use and kept for the life of the thread.
+///
+/// Why it is kept: the kernel frees deleted set elements (and rules) after an
+/// RCU grace period, in a worker (nf_tables_trans_destroy_work), and the
+/// release of any NETLINK_NETFILTER socket in that namespace first waits for
+/// that worker (nft_rcv_nl_event calls nf_tables_trans_destroy_flush_work,
+/// net/netfilter/nf_tables_api.c; it does so because the release may have to
+/// destroy tables the socket owns). Closing right after a deletion therefore
+/// waits out the rest of a grace period: 6-15 ms here, most of a teardown's
+/// firewall time. Kept open, the socket is closed when the thread ends, by
+/// which time the grace period has run alongside the caller's other work; a
+/// process that exits at once still waits for it then. A socket that failed
+/// to send or read is not kept: what it holds is unknown.
+pub fn with_socket<T>(f: impl FnOnce(&mut Nfnl) -> Result<T, NfnlError>) -> Result<T, NfnlError> {
+    let netns = current_netns().map_err(|source| NfnlError::Socket {
+        op: "find the namespace of",
+        source,
+    })?;
+    let owner = Owner {
+        pid: std::process::id(),
+        netns,
+    };
+    SOCKET.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        if !matches!(&*slot, Some((o, _)) if *o == owner) {
+            // An inherited copy is closed here, in this process only: the
+            // socket lives on in the process that opened it.
+            *slot = Some((owner, Nfnl::open()?));
+        }
+        let (_, nl) = slot.as_mut().expect("opened above");
+        let result = f(nl);
+        if matches!(
+            result,
+            Err(NfnlError::Send { .. } | NfnlError::Receive { .. } | NfnlError::Protocol { .. })
+        ) {
+            *slot = None;
+        }
+        result
+    })
+}
+
+/// The calling thread's network namespace, as the device and inode of its file.
+fn current_netns() -> io::Result<(u64, u64)> {
+    let meta = std::fs::metadata("/proc/thread-self/ns/net")?;
+    Ok((meta.dev(), meta.ino()))
 }
 
 /// A synchronous nfnetlink socket in the calling thread's network namespace.

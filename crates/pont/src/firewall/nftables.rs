@@ -2,11 +2,16 @@
 //! `bridge pont` (traffic switched between ports of one bridge, which the IP
 //! hooks never see unless br_netfilter passes it up).
 //!
-//! Every apply is one `nft -f` transaction that declares pont's chains and
-//! sets (a no-op when they exist), flushes them and fills them again, so the
-//! result is the same whatever state the kernel was in. Rules are fixed in
+//! Every full apply is one `nft -f` transaction that declares pont's chains
+//! and sets (a no-op when they exist), flushes them and fills them again, so
+//! the result is the same whatever state the kernel was in. Rules are fixed in
 //! number; networks and containers are set elements, so the work per packet
 //! and the rule count stay flat as they grow.
+//!
+//! A change (a container or network coming or going) only adds and deletes
+//! elements: those go to the kernel over nfnetlink ([`native`]), one
+//! transaction with no `nft` process, and so does the presence check
+//! ([`presence`]). The same typed [`Element`] renders the text of a full apply.
 //!
 //! The chain `inet pont user` is the admin's: created once, evaluated first
 //! for forwarded traffic, never flushed.
@@ -463,3 +468,5 @@ fn user_chain_has_rules() -> Result<bool, FirewallError> {
 mod kernel_tests;
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod timing;

@@ -5,7 +5,7 @@ use netlink_packet_core::NLM_F_CREATE;
 
 use super::element::{Element, Op};
 use super::{shape, TABLE_NAME};
-use crate::firewall::nfnl::{self, attr, Batch, Nfnl, NfnlError};
+use crate::firewall::nfnl::{self, attr, Batch, NfnlError};
 use crate::firewall::tool::FirewallError;
 
 /// enum nft_set_elem_list_attributes, include/uapi/linux/netfilter/nf_tables.h.
@@ -33,8 +33,7 @@ pub(super) fn send(delete: &[&Element], add: &[&Element]) -> Result<(), Firewall
     let mut sent = Vec::new();
     write_messages(&mut batch, Op::Delete, delete, &mut sent);
     write_messages(&mut batch, Op::Add, add, &mut sent);
-    let mut nl = Nfnl::open()?;
-    nl.commit(batch).map_err(|e| refused(e, &sent))
+    nfnl::with_socket(|nl| nl.commit(batch)).map_err(|e| refused(e, &sent))
 }
 
 /// One message per set (more where a set's elements outgrow one), each
@@ -106,4 +105,12 @@ fn refused(error: NfnlError, sent: &[Sent]) -> FirewallError {
         detail,
         source,
     }
+}
+
+/// The batch [`send`] would commit, for timing its phases.
+#[cfg(test)]
+pub(super) fn write_for_timing(batch: &mut Batch, delete: &[&Element], add: &[&Element]) {
+    let mut sent = Vec::new();
+    write_messages(batch, Op::Delete, delete, &mut sent);
+    write_messages(batch, Op::Add, add, &mut sent);
 }

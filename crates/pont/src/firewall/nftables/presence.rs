@@ -7,7 +7,7 @@ use std::path::Path;
 use super::element::{Element, Family, Field, Op, Shape};
 use super::TABLE_NAME;
 use crate::firewall::nfnl::{
-    attr, msg, Nfnl, NfnlError, NFPROTO_BRIDGE, NFPROTO_INET, NFPROTO_IPV4,
+    self, attr, msg, Nfnl, NfnlError, NFPROTO_BRIDGE, NFPROTO_INET, NFPROTO_IPV4,
 };
 use crate::firewall::tool::FirewallError;
 use crate::firewall::{iptables, NetworkRules};
@@ -52,7 +52,6 @@ pub(super) fn is_installed(
     if networks.is_empty() {
         return Ok(true);
     }
-    let mut nl = Nfnl::open()?;
     let checks: [Check; 5] = [
         forward_jumps_to_bridges,
         |nl: &mut Nfnl, n: &[NetworkRules], _| bridges_listed(nl, n),
@@ -62,15 +61,17 @@ pub(super) fn is_installed(
         },
         |nl: &mut Nfnl, n: &[NetworkRules], _| forward_shim_in_place(nl, n),
     ];
-    for check in checks {
-        match check(&mut nl, networks, endpoints) {
-            Ok(true) => {}
-            Ok(false) => return Ok(false),
-            Err(NfnlError::Refused { .. }) => return Ok(false),
-            Err(other) => return Err(other.into()),
+    let all = nfnl::with_socket(|nl| {
+        for check in checks {
+            match check(nl, networks, endpoints) {
+                Ok(true) => {}
+                Ok(false) | Err(NfnlError::Refused { .. }) => return Ok(false),
+                Err(other) => return Err(other),
+            }
         }
-    }
-    Ok(true)
+        Ok(true)
+    });
+    Ok(all?)
 }
 
 type Check = fn(&mut Nfnl, &[NetworkRules], usize) -> Result<bool, NfnlError>;
