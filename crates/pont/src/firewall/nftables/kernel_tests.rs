@@ -123,23 +123,35 @@ fn native_changes_list_as_nft_text_changes_do() {
 
 #[test]
 fn network_sets_change_natively_as_with_nft() {
-    let run = |native: bool| {
-        in_fresh_netns(|| {
-            let mut one = networks_only();
-            one.networks.remove(1);
-            apply(&one).unwrap();
-            let mut listings = Vec::new();
-            for (before, after) in [(&one, &networks_only()), (&networks_only(), &one)] {
-                match native {
-                    true => send_change(before, after).unwrap(),
-                    false => nft(&render_change(before, after)),
+    // The second network internal (no NAT), then not: two adjacent subnets in
+    // the one-field interval set nat_sources.
+    for internal in [true, false] {
+        let mut all = networks_only();
+        all.networks[1].internal = internal;
+        let mut one = all.clone();
+        one.networks.remove(0);
+        let run = |native: bool| {
+            in_fresh_netns(|| {
+                apply(&one).unwrap();
+                let mut listings = Vec::new();
+                for (before, after) in [(&one, &all), (&all, &one), (&one, &all)] {
+                    match native {
+                        true => send_change(before, after).unwrap(),
+                        false => nft(&render_change(before, after)),
+                    }
+                    listings.push(listing());
                 }
-                listings.push(listing());
-            }
-            listings
-        })
-    };
-    assert_eq!(run(true), run(false));
+                listings
+            })
+        };
+        let native = run(true);
+        assert_eq!(native, run(false), "internal: {internal}");
+        assert!(
+            native[0].contains("10.77.1.0/24 comment \"network web\""),
+            "{}",
+            native[0]
+        );
+    }
 }
 
 fn many_ports(count: u16) -> RuleSet {

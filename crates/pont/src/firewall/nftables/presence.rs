@@ -27,7 +27,8 @@ const NFTA_VERDICT_CODE: u16 = 1;
 const NFTA_VERDICT_CHAIN: u16 = 2;
 const NFTA_SET_TABLE: u16 = 1;
 const NFTA_SET_NAME: u16 = 2;
-/// The number of elements in a set (Linux 6.16); older kernels lack it.
+/// The number of elements in a set: newer kernels give it (6.18 here), older
+/// ones do not.
 const NFTA_SET_COUNT: u16 = 20;
 const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 const NFTA_SET_ELEM_LIST_SET: u16 = 2;
