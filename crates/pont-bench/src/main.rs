@@ -90,6 +90,7 @@ fn main() -> ExitCode {
         Command::Detach(args) => attach::detach(&args.common),
         Command::HttpServe { port, threads } => http::serve(port, threads),
     };
+    pont::firewall::release_before_exit();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

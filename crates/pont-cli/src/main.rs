@@ -31,7 +31,9 @@ fn main() -> ExitCode {
         Command::Run(_) | Command::Exec(_) | Command::Start { .. } => EXIT_PONT_FAILED,
         _ => 1,
     };
-    match dispatch(cli) {
+    let result = dispatch(cli);
+    pont::firewall::release_before_exit();
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("pont: {err:#}");

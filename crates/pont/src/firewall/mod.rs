@@ -26,6 +26,15 @@ pub use tool::FirewallError;
 use std::fmt;
 use std::str::FromStr;
 
+/// Call last in a process that changed the firewall, right before it exits:
+/// the kernel makes the last close of a netfilter socket after a deletion
+/// wait for a grace period (6-15 ms) before the deleted elements' memory is
+/// freed; this leaves that wait to a short-lived child instead of the caller
+/// (see `nfnl::close_in_background`).
+pub fn release_before_exit() {
+    nfnl::close_in_background();
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {

@@ -20,7 +20,7 @@ mod tests;
 
 use std::cell::RefCell;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
@@ -174,6 +174,71 @@ pub fn with_socket<T>(f: impl FnOnce(&mut Nfnl) -> Result<T, NfnlError>) -> Resu
     })
 }
 
+/// For a process about to exit: close this thread's kept socket without
+/// waiting. After a deletion the close waits out the rest of the kernel's
+/// grace period (see [`with_socket`]), which only delays the freeing of the
+/// deleted elements' memory: the change itself is committed and acked. So a
+/// child forked here holds the last reference and closes it once this
+/// process has let go of its own, then exits; the caller returns at once.
+/// The child keeps no other descriptor (no pipe of the caller's stays open,
+/// no lock). Nothing is forked if nothing was deleted: then the close is
+/// instant.
+pub fn close_in_background() {
+    let Some((owner, nl)) = SOCKET.with(|slot| slot.borrow_mut().take()) else {
+        return;
+    };
+    if owner.pid != std::process::id() || !nl.deleted {
+        return; // dropping closes it (an inherited copy: ours only)
+    }
+    let socket = nl.socket.as_raw_fd();
+    let Ok((parent_gone, parent_end)) = nix::unistd::pipe() else {
+        return;
+    };
+    // SAFETY: the child calls only async-signal-safe functions (close_range,
+    // read, close, _exit) before it exits, so it is sound even if another
+    // thread held a lock at the fork.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => {
+            close_all_but(&[socket, parent_gone.as_raw_fd()]);
+            let mut byte = [0u8; 1];
+            // EOF once the parent closed its end: it no longer has the socket.
+            // SAFETY: reads into a local buffer from a descriptor this process owns.
+            while unsafe { libc::read(parent_gone.as_raw_fd(), byte.as_mut_ptr().cast(), 1) } < 0
+                && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
+            {}
+            // SAFETY: closes the last reference to the socket, then ends the
+            // child without running the parent's exit handlers.
+            unsafe {
+                libc::close(socket);
+                libc::_exit(0)
+            }
+        }
+        Ok(nix::unistd::ForkResult::Parent { .. }) => {
+            drop(nl);
+            drop(parent_end);
+        }
+        // No child: close it here, and wait.
+        Err(_) => drop(nl),
+    }
+}
+
+/// Close every descriptor but `keep`.
+fn close_all_but(keep: &[RawFd]) {
+    let mut keep = keep.to_vec();
+    keep.sort_unstable();
+    let mut from: u32 = 0;
+    for fd in keep {
+        let fd = fd as u32;
+        if fd > from {
+            // SAFETY: close_range(2) closes descriptors of this process only.
+            unsafe { libc::syscall(libc::SYS_close_range, from, fd - 1, 0) };
+        }
+        from = fd + 1;
+    }
+    // SAFETY: as above.
+    unsafe { libc::syscall(libc::SYS_close_range, from, u32::MAX, 0) };
+}
+
 /// The calling thread's network namespace, as the device and inode of its file.
 fn current_netns() -> io::Result<(u64, u64)> {
     let meta = std::fs::metadata("/proc/thread-self/ns/net")?;
@@ -190,6 +255,8 @@ pub struct Nfnl {
     /// The send and receive buffer sizes asked for so far.
     sndbuf: usize,
     rcvbuf: usize,
+    /// A committed batch deleted something: closing may wait (see [`with_socket`]).
+    deleted: bool,
 }
 
 impl std::fmt::Debug for Nfnl {
@@ -219,6 +286,7 @@ impl Nfnl {
             buf: Vec::with_capacity(16 * 1024),
             sndbuf: DEFAULT_BUFFER,
             rcvbuf: DEFAULT_BUFFER,
+            deleted: false,
         })
     }
 
@@ -227,6 +295,7 @@ impl Nfnl {
         if batch.messages.is_empty() {
             return Ok(());
         }
+        self.deleted |= batch.deletes;
         let first = self.seq.wrapping_add(1);
         let bytes = batch.finish(first);
         self.seq = first.wrapping_add(batch.messages.len() as u32 + 1);
@@ -529,6 +598,8 @@ pub struct Batch {
     w: Writer,
     messages: Vec<Message>,
     open: Option<usize>,
+    /// Some message deletes something (see [`close_in_background`]).
+    deletes: bool,
 }
 
 /// Where one message of a batch starts, and the offsets (from that start) of
@@ -568,6 +639,7 @@ impl Batch {
             w,
             messages: Vec::new(),
             open: None,
+            deletes: false,
         }
     }
 
@@ -576,6 +648,7 @@ impl Batch {
     pub fn begin(&mut self, kind: u8, family: u8, flags: u16) {
         debug_assert!(self.open.is_none(), "a message is still open");
         let flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+        self.deletes |= kind == msg::DELSETELEM;
         let at = begin_message(&mut self.w, nft_type(kind), flags, 0, family, 0);
         self.open = Some(at);
         self.messages.push(Message {

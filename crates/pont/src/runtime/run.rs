@@ -95,6 +95,7 @@ impl Runtime {
                         125
                     }
                 };
+                crate::firewall::release_before_exit();
                 std::process::exit(code)
             }
             nix::unistd::ForkResult::Parent { .. } => {

@@ -282,3 +282,21 @@ fn presence_checks_the_iptables_shim_under_a_drop_policy() {
         assert!(installed(), "no DROP policy, no shim needed");
     });
 }
+
+#[test]
+fn closing_in_the_background_after_a_deletion_leaves_the_change_made() {
+    in_fresh_netns(|| {
+        apply(&networks_only()).unwrap();
+        let one = many_ports(1);
+        apply_container_change(&RuleSet::default(), &one).unwrap();
+        apply_container_change(&one, &RuleSet::default()).unwrap();
+        crate::firewall::release_before_exit();
+        // The deletion stands, and the next change opens a socket of its own.
+        let listed = sh("nft -s list map inet pont dnat_any_ports");
+        assert!(!listed.contains("comment"), "{listed}");
+        apply_container_change(&RuleSet::default(), &one).unwrap();
+        let listed = sh("nft -s list map inet pont dnat_any_ports");
+        assert_eq!(listed.matches("comment \"container api\"").count(), 1);
+        crate::firewall::release_before_exit();
+    });
+}
