@@ -221,3 +221,32 @@ fn corrupt_or_truncated_records_name_the_file_and_hide_no_record() {
         "{names}"
     );
 }
+
+/// The indexes beside the records (names/, allocations/, ports/) are derived
+/// data: entries that no record backs (what a crash between an index write
+/// and a record write leaves) never block a request, and `system check`
+/// names them.
+#[test]
+fn stale_index_entries_are_found_and_do_not_block_a_request() {
+    let sb = host_only();
+    sb.pont_ok(&["network", "create", "web", "--subnet", "10.89.6.0/24"]);
+    run_sleeper(&sb, "a", &[]);
+    let root = sb.root();
+    std::fs::write(
+        root.join("allocations/web/10.89.6.9,02:42:0a:59:06:09"),
+        "f".repeat(64),
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join("ports")).unwrap();
+    std::fs::write(root.join("ports/tcp,*,8080-8080,80-80"), "ghost").unwrap();
+    std::fs::write(root.join("names/ghost"), "e".repeat(64)).unwrap();
+    let (ok, report) = check(&sb);
+    assert!(!ok, "{report}");
+    assert!(report.contains("indexes differ"), "{report}");
+
+    // The address, the port and the name are free: the holders do not exist.
+    run_sleeper(&sb, "ghost", &["--ip", "10.89.6.9", "-p", "8080:80"]);
+    assert_eq!(ip_of(&sb, "ghost", "web"), "10.89.6.9");
+    assert!(check(&sb).0, "{}", check(&sb).1);
+    assert_consistent(&sb, "after the stale entries");
+}

@@ -41,9 +41,13 @@ impl Runtime {
         let mut done = self.engine.recover_networks(lock)?;
         let store = self.engine.store();
         let rebuild = lock.needs_repair() || !store.has_indexes() || store.booted_since()?;
+        let containers = store.containers()?;
+        // The records decide; the indexes follow them.
         if rebuild {
-            // The records decide; the indexes follow them.
-            store.rebuild_indexes(lock, &store.containers()?)?;
+            store.rebuild_indexes(lock, &containers)?;
+        } else if !store.indexes_match(&containers)? {
+            store.rebuild_indexes(lock, &containers)?;
+            done.push("rebuilt the name, address and port indexes from the records".into());
         }
         for rec in store.containers()? {
             done.extend(self.reconcile_container(lock, rec)?);

@@ -109,12 +109,8 @@ impl Runtime {
         let lock = self.engine.store().lock()?;
         let mut done = self.reconcile_all(&lock)?;
         let mut nl = Netlink::open()?;
-        let store = self.engine.store();
-        let containers = store.containers()?;
-        if !store.indexes_match(&containers)? {
-            store.rebuild_indexes(&lock, &containers)?;
-            done.push("rebuilt the name and address indexes from the records".into());
-        }
+        // (The full reconciliation above has rebuilt the indexes if they differed.)
+        let containers = self.engine.store().containers()?;
         for c in &containers {
             done.extend(self.replumb_missing(&mut nl, c)?);
         }
