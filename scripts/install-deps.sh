@@ -12,7 +12,7 @@ PACKAGES=(
     netcat-openbsd  # nc
     curl
     procps          # sysctl, kill, ps, pgrep
-    conntrack
+    conntrack       # tests only: they read conntrack -L (pont itself uses ctnetlink)
     python3         # test servers and clients, JSON in the demo
     busybox-static  # a static busybox for minimal container roots
     build-essential

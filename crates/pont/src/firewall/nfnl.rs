@@ -1,6 +1,7 @@
-//! nf_tables over nfnetlink (a `NETLINK_NETFILTER` socket), without the `nft`
-//! process: one transaction (a batch) of set-element changes, and the few
-//! reads the presence check needs.
+//! nfnetlink (a `NETLINK_NETFILTER` socket) without the `nft` or `conntrack`
+//! processes: nf_tables transactions (batches) of set-element changes and the
+//! few reads the presence check needs, and plain ctnetlink requests (dumps and
+//! deletions of connection-tracking entries, [`Subsystem::Conntrack`]).
 //!
 //! A batch is NFNL_MSG_BATCH_BEGIN, the nf_tables messages, NFNL_MSG_BATCH_END
 //! in one datagram; the kernel applies all of it or none (nfnetlink_rcv_batch,
@@ -8,7 +9,8 @@
 //! known and not inferred from silence, and an error names its message; with
 //! extended acks it also carries the offset of the attribute (the element) that
 //! failed. The kernel handles a batch inside the `send` call, so all of its
-//! answers are queued when `send` returns.
+//! answers are queued when `send` returns. ctnetlink takes no batches: each of
+//! its requests is a message of its own, acked or answered the same way.
 //!
 //! Only what pont needs is here: message bodies are written by callers with
 //! [`attr::Writer`], replies are read with [`attr`]'s finders.
@@ -48,7 +50,25 @@ pub mod msg {
     pub const DELSETELEM: u8 = 14;
 }
 
+/// The nfnetlink subsystems a request can be for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subsystem {
+    /// Connection tracking (ctnetlink): plain requests, no batches.
+    Conntrack,
+    NfTables,
+}
+
+impl Subsystem {
+    fn id(self) -> u16 {
+        match self {
+            Subsystem::Conntrack => NFNL_SUBSYS_CTNETLINK,
+            Subsystem::NfTables => NFNL_SUBSYS_NFTABLES,
+        }
+    }
+}
+
 /// include/uapi/linux/netfilter/nfnetlink.h.
+const NFNL_SUBSYS_CTNETLINK: u16 = 1;
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
 const NFNL_MSG_BATCH_END: u16 = 0x11;
@@ -59,7 +79,7 @@ const NFGENMSG_LEN: usize = 4;
 const NLMSGERR_ATTR_MSG: u16 = 1;
 const NLMSGERR_ATTR_OFFS: u16 = 2;
 
-/// A dump that the kernel flags as interrupted (the rule set changed while it
+/// A dump that the kernel flags as interrupted (what it lists changed while it
 /// was read) is read again, this many times at most.
 const DUMP_ATTEMPTS: u32 = 4;
 /// A guard, not a wait: the kernel answers within the `send`, so a read that
@@ -75,21 +95,21 @@ const ACK_TRUESIZE: usize = 1024;
 pub enum NfnlError {
     #[error("cannot {op} a netfilter netlink socket: {source}")]
     Socket { op: &'static str, source: io::Error },
-    #[error("cannot send {bytes} bytes to nf_tables: {source}")]
+    #[error("cannot send {bytes} bytes to netfilter: {source}")]
     Send { bytes: usize, source: io::Error },
-    #[error("cannot read nf_tables' answer: {source}")]
+    #[error("cannot read netfilter's answer: {source}")]
     Receive { source: io::Error },
     /// The kernel refused a request. In a batch, `message` is the index of the
     /// message it refused (none: the batch as a whole, say at commit) and
     /// `item` the index of the marked attribute in it (see [`Batch::mark`]).
-    #[error("nf_tables refused {}{}: {source}", refused_what(*.message, *.item), detail_suffix(.detail))]
+    #[error("netfilter refused {}{}: {source}", refused_what(*.message, *.item), detail_suffix(.detail))]
     Refused {
         message: Option<usize>,
         item: Option<usize>,
         detail: Option<String>,
         source: io::Error,
     },
-    #[error("unexpected answer from nf_tables: {reason}")]
+    #[error("unexpected answer from netfilter: {reason}")]
     Protocol { reason: String },
 }
 
@@ -304,37 +324,62 @@ impl Nfnl {
         self.read_acks(first, &batch.messages)
     }
 
-    /// A request for one object (`NLM_F_ACK`): the attributes of its answers.
+    /// A request to nf_tables for one object (`NLM_F_ACK`): the attributes of
+    /// its answers.
     pub fn get(&mut self, kind: u8, family: u8, body: &[u8]) -> Result<Vec<Vec<u8>>, NfnlError> {
-        let seq = self.request(kind, family, NLM_F_ACK, body)?;
+        self.request(Subsystem::NfTables, kind, family, body)
+    }
+
+    /// One request outside any batch, acked (`NLM_F_ACK`): the attributes of
+    /// its answers (none for a change). Done when the kernel has acked it.
+    pub fn request(
+        &mut self,
+        subsystem: Subsystem,
+        kind: u8,
+        family: u8,
+        body: &[u8],
+    ) -> Result<Vec<Vec<u8>>, NfnlError> {
+        let seq = self.send_request(msg_type(subsystem, kind), family, NLM_F_ACK, body)?;
         Ok(self.read_answers(seq)?.0)
     }
 
-    /// A dump of objects (`NLM_F_DUMP`) filtered by `body`: each one's attributes.
+    /// A dump of nf_tables objects (`NLM_F_DUMP`) filtered by `body`: each
+    /// one's attributes.
     pub fn dump(&mut self, kind: u8, family: u8, body: &[u8]) -> Result<Vec<Vec<u8>>, NfnlError> {
+        self.dump_in(Subsystem::NfTables, kind, family, body)
+    }
+
+    /// A dump of `subsystem`'s objects (`NLM_F_DUMP`) filtered by `body`:
+    /// each one's attributes.
+    pub fn dump_in(
+        &mut self,
+        subsystem: Subsystem,
+        kind: u8,
+        family: u8,
+        body: &[u8],
+    ) -> Result<Vec<Vec<u8>>, NfnlError> {
         for _ in 0..DUMP_ATTEMPTS {
-            let seq = self.request(kind, family, NLM_F_DUMP, body)?;
+            let seq = self.send_request(msg_type(subsystem, kind), family, NLM_F_DUMP, body)?;
             let (answers, interrupted) = self.read_answers(seq)?;
             if !interrupted {
                 return Ok(answers);
             }
         }
         Err(NfnlError::Protocol {
-            reason: format!("the rule set kept changing during a dump ({DUMP_ATTEMPTS} tries)"),
+            reason: format!("what was dumped kept changing ({DUMP_ATTEMPTS} tries)"),
         })
     }
 
-    fn request(&mut self, kind: u8, family: u8, flags: u16, body: &[u8]) -> Result<u32, NfnlError> {
+    fn send_request(
+        &mut self,
+        kind: u16,
+        family: u8,
+        flags: u16,
+        body: &[u8],
+    ) -> Result<u32, NfnlError> {
         self.seq = self.seq.wrapping_add(1);
         let mut w = Writer::new(Vec::with_capacity(NLMSG_HDRLEN + NFGENMSG_LEN + body.len()));
-        let at = begin_message(
-            &mut w,
-            nft_type(kind),
-            NLM_F_REQUEST | flags,
-            self.seq,
-            family,
-            0,
-        );
+        let at = begin_message(&mut w, kind, NLM_F_REQUEST | flags, self.seq, family, 0);
         w.bytes_mut().extend_from_slice(body);
         end_message(&mut w, at);
         self.send(&w.into_inner())?;
@@ -561,8 +606,13 @@ fn done(body: &[u8]) -> Result<(), NfnlError> {
     }
 }
 
+/// A message type: the subsystem in the high byte, its message kind in the low.
+fn msg_type(subsystem: Subsystem, kind: u8) -> u16 {
+    (subsystem.id() << 8) | u16::from(kind)
+}
+
 fn nft_type(kind: u8) -> u16 {
-    (NFNL_SUBSYS_NFTABLES << 8) | u16::from(kind)
+    msg_type(Subsystem::NfTables, kind)
 }
 
 /// Write a netlink header (length filled in by [`end_message`]) and an nfgenmsg.
