@@ -1,7 +1,7 @@
 //! Running the firewall tools (`nft`, `iptables-restore`, ...) with a batch on stdin.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use super::nfnl::{detail_suffix, NfnlError};
 use super::Backend;
@@ -48,6 +48,25 @@ fn install_hint(b: Backend) -> &'static str {
 
 /// Run `tool args`, feeding `stdin`; its stdout on success, its stderr as the error.
 pub fn run(tool: &'static str, args: &[&str], stdin: &str) -> Result<String, FirewallError> {
+    start(tool, args, stdin)?.finish()
+}
+
+/// A tool started by [`start`], its batch already written; [`Running::finish`]
+/// waits for it.
+pub struct Running {
+    tool: &'static str,
+    child: Child,
+}
+
+/// Start `tool args` with `stdin` as its input and return without waiting, so
+/// that tools with independent work (iptables and ebtables batches, listings of
+/// different chains) run side by side: each costs a process start and, after a
+/// deletion, a netfilter grace period at its exit, which then overlap.
+///
+/// A child enters the network namespace of the thread that forks it: start
+/// tools from the thread that is in the namespace they must act on, never from
+/// a helper thread.
+pub fn start(tool: &'static str, args: &[&str], stdin: &str) -> Result<Running, FirewallError> {
     let mut child = Command::new(tool)
         .args(args)
         .stdin(Stdio::piped())
@@ -60,16 +79,25 @@ pub fn run(tool: &'static str, args: &[&str], stdin: &str) -> Result<String, Fir
     // error here is not the error to report.
     let _ = pipe.write_all(stdin.as_bytes());
     drop(pipe);
-    let out = child
-        .wait_with_output()
-        .map_err(|source| FirewallError::Spawn { tool, source })?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        let stderr = String::from_utf8_lossy(&out.stderr)
-            .trim()
-            .replace('\n', "; ");
-        Err(FirewallError::Rejected { tool, stderr })
+    Ok(Running { tool, child })
+}
+
+impl Running {
+    /// Wait for the tool: its stdout on success, its stderr as the error.
+    pub fn finish(self) -> Result<String, FirewallError> {
+        let tool = self.tool;
+        let out = self
+            .child
+            .wait_with_output()
+            .map_err(|source| FirewallError::Spawn { tool, source })?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            let stderr = String::from_utf8_lossy(&out.stderr)
+                .trim()
+                .replace('\n', "; ");
+            Err(FirewallError::Rejected { tool, stderr })
+        }
     }
 }
 
