@@ -13,12 +13,26 @@
 //!   containers work under a FORWARD policy of DROP, after every other rule.
 //! - `PONT-INPUT` first in INPUT (drops only), `PONT-POSTROUTING` first in nat
 //!   POSTROUTING.
+//! - `PONT-DNAT` first in nat PREROUTING and OUTPUT, dispatching on the host
+//!   port into one chain per block of ports ([`dnat`]).
+//!
+//! The kernel checks the whole nat table on every batch that adds a rule
+//! with a verdict (nf_tables' loop and hook validation, `nft_chain_validate`,
+//! walks every rule reachable from a base chain): about 0.6 µs per rule
+//! installed, so with 10000 mappings one change costs ~6 ms more than with
+//! none, whatever the chains look like. That is the one cost here that grows
+//! with the number of mappings.
 
-use std::collections::BTreeSet;
+mod dnat;
+mod ebtables;
+mod presence;
+
+use std::collections::{BTreeSet, HashSet};
 use std::fmt::Write;
 
 use super::tool::{self, FirewallError};
 use super::{NetworkRules, RuleSet};
+use dnat::{ChainChange, DNAT_CHAIN};
 
 pub const USER_CHAIN: &str = "PONT-USER";
 /// Chains pont owns and rewrites, per table.
@@ -27,7 +41,7 @@ const CHAINS: [(&str, &str); 6] = [
     ("filter", "PONT-FORWARD"),
     ("filter", "PONT-ACCEPT"),
     ("filter", "PONT-INPUT"),
-    ("nat", "PONT-DNAT"),
+    ("nat", DNAT_CHAIN),
     ("nat", "PONT-POSTROUTING"),
 ];
 const TABLES: [&str; 3] = ["raw", "filter", "nat"];
@@ -35,8 +49,6 @@ const TABLES: [&str; 3] = ["raw", "filter", "nat"];
 /// [`rules_of`]): drops of internal networks before any network's returns,
 /// masquerade exemptions for traffic into any bridge before the masquerades.
 const ORDERED: [(&str, &str); 2] = [("filter", "PONT-FORWARD"), ("nat", "PONT-POSTROUTING")];
-const EB_CHAIN: &str = "PONT-ISOLATE";
-const EB_ANTISPOOF: &str = "PONT-ANTISPOOF";
 
 /// A jump from a built-in chain: (table, built-in chain, match, pont chain, insert first?).
 const JUMPS: [(&str, &str, &str, &str, bool); 7] = [
@@ -50,25 +62,35 @@ const JUMPS: [(&str, &str, &str, &str, bool); 7] = [
         "nat",
         "PREROUTING",
         "! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL ",
-        "PONT-DNAT",
+        DNAT_CHAIN,
         true,
     ),
     (
         "nat",
         "OUTPUT",
         "-m addrtype --dst-type LOCAL ",
-        "PONT-DNAT",
+        DNAT_CHAIN,
         true,
     ),
     ("nat", "POSTROUTING", "", "PONT-POSTROUTING", true),
 ];
 
 /// One rule of pont's: table, chain and the rest of the `-A` line.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct Rule {
     table: &'static str,
-    chain: &'static str,
+    chain: String,
     spec: String,
+}
+
+impl Rule {
+    fn new(table: &'static str, chain: &str, spec: String) -> Rule {
+        Rule {
+            table,
+            chain: chain.to_string(),
+            spec,
+        }
+    }
 }
 
 pub fn usable() -> bool {
@@ -86,7 +108,7 @@ pub fn apply(rules: &RuleSet) -> Result<(), FirewallError> {
         &["-w", "--noflush"],
         &render(rules, &current),
     )?;
-    apply_ebtables(rules)
+    ebtables::apply(rules)
 }
 
 /// Delete the rules that went away and append the new ones. Most chains
@@ -97,28 +119,76 @@ pub fn apply_change(before: &RuleSet, after: &RuleSet) -> Result<(), FirewallErr
     if before.is_empty() || after.is_empty() {
         return apply(after);
     }
-    let b = render_change(&rules_of(before), &rules_of(after));
-    if !b.is_empty() {
-        tool::run("iptables-restore", &["-w", "--noflush"], &b)?;
-    }
-    if before.networks != after.networks || before.endpoints != after.endpoints {
-        apply_ebtables(after)?;
-    }
-    Ok(())
+    let layer3 = render_rule_change(before, after);
+    let layer2 = ebtables::change_batch(before, after);
+    side_by_side(&layer2, || restore(&layer3))
 }
 
-fn render_change(old: &[Rule], new: &[Rule]) -> String {
+/// The iptables batch of [`apply_change`].
+fn render_rule_change(before: &RuleSet, after: &RuleSet) -> String {
+    let (old, new) = (rules_of(before), rules_of(after));
+    let chains = ChainChange::between(&old, &new);
+    render_change(&old, &new, &chains)
+}
+
+/// Replace one operation's share of container rules (see
+/// [`super::container_rules`]): DNAT rules deleted and appended one by one
+/// in their blocks' chains, a block's chain and jump made or removed with
+/// its first or last mapping, and the container's ebtables rules likewise.
+/// `-D` of a rule that is not there fails the batch, which tells the caller
+/// to rewrite from the records.
+pub fn apply_container_change(before: &RuleSet, after: &RuleSet) -> Result<(), FirewallError> {
+    let change = dnat::ContainerChange::new(&before.mappings, &after.mappings);
+    side_by_side(&ebtables::change_batch(before, after), || {
+        if change.is_empty() {
+            return Ok(());
+        }
+        restore(&change.render(&change.probe()?))
+    })
+}
+
+/// Run `ebtables-restore` with `layer2` while `layer3` runs (each tool's
+/// start, and after a deletion the grace period its exit waits for, overlap).
+fn side_by_side(
+    layer2: &str,
+    layer3: impl FnOnce() -> Result<(), FirewallError>,
+) -> Result<(), FirewallError> {
+    let running = if layer2.is_empty() {
+        None
+    } else {
+        Some(tool::start("ebtables-restore", &["--noflush"], layer2)?)
+    };
+    let l3 = layer3();
+    let l2 = running.map_or(Ok(()), |r| r.finish().map(drop));
+    l3.and(l2)
+}
+
+fn restore(batch: &str) -> Result<(), FirewallError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    tool::run("iptables-restore", &["-w", "--noflush"], batch).map(drop)
+}
+
+/// The batch that turns `old` into `new`, with the nat chains `chains` made
+/// (before their rules) and removed (after them).
+fn render_change(old: &[Rule], new: &[Rule], chains: &ChainChange) -> String {
     let in_chain = |rules: &[Rule], chain: &str| -> Vec<String> {
         let of_chain = rules.iter().filter(|r| r.chain == chain);
         of_chain.map(|r| r.spec.clone()).collect()
     };
     // Sets, not `Vec::contains`: with 10000 published ports a quadratic
     // comparison took seconds per change (bench/run.sh, k-th mapping).
-    let (old_set, new_set): (BTreeSet<&Rule>, BTreeSet<&Rule>) =
+    let (old_set, new_set): (HashSet<&Rule>, HashSet<&Rule>) =
         (old.iter().collect(), new.iter().collect());
     let mut b = String::new();
     for table in TABLES {
         let mut body = String::new();
+        if table == "nat" {
+            for chain in &chains.create {
+                writeln!(body, ":{chain} - [0:0]").unwrap();
+            }
+        }
         for (_, chain) in ORDERED.iter().filter(|(t, _)| *t == table) {
             let now = in_chain(new, chain);
             if in_chain(old, chain) != now {
@@ -128,7 +198,7 @@ fn render_change(old: &[Rule], new: &[Rule]) -> String {
                 }
             }
         }
-        let unordered = |r: &&Rule| r.table == table && !is_ordered(r.chain);
+        let unordered = |r: &&Rule| r.table == table && !is_ordered(&r.chain);
         for r in old
             .iter()
             .filter(unordered)
@@ -142,6 +212,11 @@ fn render_change(old: &[Rule], new: &[Rule]) -> String {
             .filter(|r| !old_set.contains(r))
         {
             writeln!(body, "-A {} {}", r.chain, r.spec).unwrap();
+        }
+        if table == "nat" {
+            for chain in &chains.remove {
+                writeln!(body, "-X {chain}").unwrap();
+            }
         }
         if !body.is_empty() {
             writeln!(b, "*{table}\n{body}COMMIT").unwrap();
@@ -158,9 +233,9 @@ pub fn remove_all() -> Result<(), FirewallError> {
     remove_with(&save()?)
 }
 
-/// pont's chains from `iptables-save`, then its ebtables chain, whose rules
-/// cannot carry comments: they are grouped under a `# network NAME` heading
-/// by the bridge ports `rules` lists for each network.
+/// pont's chains from `iptables-save`, then its ebtables chains, whose rules
+/// cannot carry comments: they are grouped under a `# network NAME` or
+/// `# container NAME` heading by the bridge ports `rules` lists.
 pub fn show(rules: &RuleSet) -> Result<String, FirewallError> {
     let mut out: String = save()?
         .lines()
@@ -168,68 +243,9 @@ pub fn show(rules: &RuleSet) -> Result<String, FirewallError> {
         .map(|l| format!("{l}\n"))
         .collect();
     let eb = tool::run("ebtables-save", &[], "").unwrap_or_default();
-    out.push_str(&show_ebtables(&eb, rules));
-    out.push_str(&show_antispoof(&eb, rules));
+    out.push_str(&ebtables::show_isolation(&eb, rules));
+    out.push_str(&ebtables::show_antispoof(&eb, rules));
     Ok(out)
-}
-
-/// The anti-spoofing rules, under a heading per container (ebtables has no comments).
-fn show_antispoof(saved: &str, rules: &RuleSet) -> String {
-    let ours: Vec<&str> = saved.lines().filter(|l| l.contains(EB_ANTISPOOF)).collect();
-    if ours.is_empty() {
-        return String::new();
-    }
-    let of_port = |line: &str, port: &str| line.contains(&format!(" -i {port} "));
-    let mut out = String::from("# ebtables\n*nat\n");
-    for line in ours
-        .iter()
-        .filter(|l| !rules.endpoints.iter().any(|e| of_port(l, &e.port)))
-    {
-        writeln!(out, "{line}").unwrap();
-    }
-    for e in &rules.endpoints {
-        writeln!(out, "# container {} on network {}", e.container, e.network).unwrap();
-        for line in ours.iter().filter(|l| of_port(l, &e.port)) {
-            writeln!(out, "{line}").unwrap();
-        }
-    }
-    out
-}
-
-fn show_ebtables(saved: &str, rules: &RuleSet) -> String {
-    let ours: Vec<&str> = saved.lines().filter(|l| l.contains(EB_CHAIN)).collect();
-    if ours.is_empty() {
-        return String::new();
-    }
-    let of_port = |line: &str, port: &str| line.contains(&format!(" -i {port} "));
-    let isolated_ports = |net: &str| -> Vec<&str> {
-        let of_net = rules.endpoints.iter().filter(|e| e.isolated);
-        of_net
-            .filter(|e| e.network == net)
-            .map(|e| e.port.as_str())
-            .collect()
-    };
-    let owned = |line: &str| {
-        let isolated = rules.endpoints.iter().filter(|e| e.isolated);
-        isolated.clone().any(|e| of_port(line, &e.port))
-    };
-    let mut out = String::from("# ebtables\n*filter\n");
-    for line in ours.iter().filter(|l| !owned(l)) {
-        writeln!(out, "{line}").unwrap();
-    }
-    for net in &rules.networks {
-        let ports = isolated_ports(&net.name);
-        let lines: Vec<&&str> = ours
-            .iter()
-            .filter(|l| ports.iter().any(|p| of_port(l, p)))
-            .collect();
-        if !lines.is_empty() {
-            writeln!(out, "# network {}", net.name).unwrap();
-            lines.iter().for_each(|l| writeln!(out, "{l}").unwrap());
-        }
-    }
-    out.push_str("COMMIT\n");
-    out
 }
 
 /// For the nftables backend's `firewall show`: the FORWARD shim, if installed.
@@ -249,27 +265,10 @@ pub fn show_forward_shim() -> String {
     out
 }
 
-pub fn is_installed(networks: &[NetworkRules], endpoints: usize) -> Result<bool, FirewallError> {
-    if networks.is_empty() {
-        return Ok(true);
-    }
-    let current = save()?;
-    let jumps = JUMPS
-        .iter()
-        .all(|(_, builtin, m, chain, _)| has_jump(&current, builtin, m, chain));
-    let nets = networks
-        .iter()
-        .all(|n| current.contains(&format!("-o {} ", n.bridge)));
-    if !(jumps && nets) {
-        return Ok(false);
-    }
-    let eb = tool::run("ebtables-save", &[], "").unwrap_or_default();
-    // One `--ip-src` rule per guarded port.
-    let guarded = eb
-        .lines()
-        .filter(|l| l.starts_with(&format!("-A {EB_ANTISPOOF} ")) && l.contains(" --ip-src "))
-        .count();
-    Ok(guarded == endpoints && eb.contains(&format!("-A PREROUTING -j {EB_ANTISPOOF}")))
+/// See [`presence`]. The number of guarded container ports is not checked
+/// here (it would mean listing every port's rules on every command).
+pub fn is_installed(networks: &[NetworkRules], _endpoints: usize) -> Result<bool, FirewallError> {
+    presence::hooked(networks)
 }
 
 /// `iptables-save` takes no `-w` (1.8.9 refuses it): reading needs no xtables
@@ -281,14 +280,19 @@ fn save() -> Result<String, FirewallError> {
 /// The batch that makes pont's chains exactly `rules`, given what `iptables-save` shows.
 pub(super) fn render(rules: &RuleSet, current: &str) -> String {
     let all = rules_of(rules);
+    let blocks: BTreeSet<&str> = all
+        .iter()
+        .map(|r| r.chain.as_str())
+        .filter(|c| dnat::is_block_chain(c))
+        .collect();
     let mut b = String::new();
     for table in TABLES {
         writeln!(b, "*{table}").unwrap();
-        for (t, chain) in CHAINS {
-            if t == table {
-                // Declaring a chain in a --noflush batch creates or flushes it.
-                writeln!(b, ":{chain} - [0:0]").unwrap();
-            }
+        let owned = CHAINS.iter().filter(|(t, _)| *t == table).map(|(_, c)| *c);
+        let in_use = blocks.iter().copied().filter(|_| table == "nat");
+        for chain in owned.chain(in_use) {
+            // Declaring a chain in a --noflush batch creates or flushes it.
+            writeln!(b, ":{chain} - [0:0]").unwrap();
         }
         if table == "filter" && !has_chain(current, USER_CHAIN) {
             writeln!(b, ":{USER_CHAIN} - [0:0]").unwrap();
@@ -306,6 +310,15 @@ pub(super) fn render(rules: &RuleSet, current: &str) -> String {
                 writeln!(b, "{at} {m}-j {chain}").unwrap();
             }
         }
+        if table == "nat" {
+            // Blocks that lost their mappings: their jumps went with the
+            // flush of PONT-DNAT above.
+            for stale in dnat::block_chains_in(current) {
+                if !blocks.contains(stale.as_str()) {
+                    writeln!(b, "-F {stale}\n-X {stale}").unwrap();
+                }
+            }
+        }
         b.push_str("COMMIT\n");
     }
     b
@@ -319,7 +332,7 @@ pub(super) fn render(rules: &RuleSet, current: &str) -> String {
 /// its address), then the outbound masquerades.
 fn rules_of(rules: &RuleSet) -> Vec<Rule> {
     let mut out = Vec::new();
-    let mut add = |table, chain, spec: String| out.push(Rule { table, chain, spec });
+    let mut add = |table, chain, spec: String| out.push(Rule::new(table, chain, spec));
     add("filter", "PONT-FORWARD", format!("-j {USER_CHAIN}"));
     for net in rules.networks.iter().filter(|n| n.internal) {
         let (br, c) = (&net.bridge, comment(&net.name, "network"));
@@ -395,33 +408,9 @@ fn rules_of(rules: &RuleSet) -> Vec<Rule> {
             format!("-s {} {c} -j MASQUERADE", net.subnet),
         );
     }
-    for m in &rules.mappings {
-        let Some(host) = m.host_v4() else { continue };
-        let dst = if host.prefix_len() == 0 {
-            String::new()
-        } else {
-            format!("-d {host} ")
-        };
-        let (hp, cp) = (m.mapping.host_ports, m.mapping.container_ports);
-        let proto = m.mapping.protocol;
-        let dport = if hp.is_single() {
-            hp.start.to_string()
-        } else {
-            format!("{}:{}", hp.start, hp.end)
-        };
-        // A range keeps each port's offset: host start+k goes to container start+k.
-        let to = if hp.is_single() {
-            format!("{}:{}", m.container_ip, cp.start)
-        } else {
-            format!("{}:{}-{}/{}", m.container_ip, cp.start, cp.end, hp.start)
-        };
-        let c = comment(&m.container, "container");
-        add(
-            "nat",
-            "PONT-DNAT",
-            format!("{dst}-p {proto} -m {proto} --dport {dport} {c} -j DNAT --to-destination {to}"),
-        );
-    }
+    let dnat = dnat::mapping_rules(&rules.mappings);
+    out.extend(dnat::blocks_of(&dnat).into_iter().map(dnat::Block::jump));
+    out.extend(dnat.into_iter().map(|(_, rule)| rule));
     out
 }
 
@@ -466,6 +455,11 @@ fn remove_with(current: &str) -> Result<(), FirewallError> {
         for chain in owned.filter(|c| has_chain(current, c)) {
             writeln!(body, "-F {chain}\n-X {chain}").unwrap();
         }
+        if table == "nat" {
+            for chain in dnat::block_chains_in(current) {
+                writeln!(body, "-F {chain}\n-X {chain}").unwrap();
+            }
+        }
         if !body.is_empty() {
             writeln!(b, "*{table}\n{body}COMMIT").unwrap();
         }
@@ -473,129 +467,7 @@ fn remove_with(current: &str) -> Result<(), FirewallError> {
     if !b.is_empty() {
         tool::run("iptables-restore", &["-w", "--noflush"], &b)?;
     }
-    apply_ebtables(&RuleSet::default())
-}
-
-/// Layer-2 rules, through ebtables: frames between ports of an icc=false
-/// bridge are dropped, and a frame from a container's port must carry that
-/// container's MAC and, for IPv4 and ARP, its address (anti-spoofing, for
-/// traffic to other containers and to the host alike; VLAN tags refused).
-/// One `ebtables-restore` batch for both chains, which exist (empty or not)
-/// while any network does, so a container's rules can be added and deleted
-/// on their own ([`apply_container_change`]).
-fn apply_ebtables(rules: &RuleSet) -> Result<(), FirewallError> {
-    let (isolate, antispoof) = eb_rules(rules);
-    let current = tool::run("ebtables-save", &[], "").unwrap_or_default();
-    let keep = !rules.networks.is_empty();
-    let mut batch = String::new();
-    for (table, chain, hook, rules) in [
-        ("filter", EB_CHAIN, "FORWARD", &isolate),
-        ("nat", EB_ANTISPOOF, "PREROUTING", &antispoof),
-    ] {
-        let body = eb_chain(&current, chain, &[hook], rules, keep);
-        if !body.is_empty() {
-            batch += &format!("*{table}\n{body}");
-        }
-    }
-    if batch.is_empty() {
-        return Ok(());
-    }
-    tool::run("ebtables-restore", &["--noflush"], &batch).map(drop)
-}
-
-/// The ebtables rules of `rules`' endpoints: (port isolation, anti-spoofing).
-fn eb_rules(rules: &RuleSet) -> (Vec<String>, Vec<String>) {
-    // ebtables-restore takes no comments; `firewall show` names the
-    // network and container of each port from the records instead.
-    let isolate = rules
-        .endpoints
-        .iter()
-        .filter(|e| e.isolated)
-        .flat_map(|e| ["IPv4", "IPv6"].map(|proto| format!("-p {proto} -i {} -j DROP", e.port)))
-        .collect();
-    let antispoof = rules
-        .endpoints
-        .iter()
-        .flat_map(|e| {
-            let (port, mac, ip) = (&e.port, e.mac, e.ipv4);
-            [
-                format!("-p 802_1Q -i {port} -j DROP"),
-                format!("-s ! {mac} -i {port} -j DROP"),
-                format!("-p IPv4 -i {port} --ip-src ! {ip} -j DROP"),
-                format!("-p ARP -i {port} --arp-ip-src ! {ip} -j DROP"),
-                format!("-p ARP -i {port} --arp-mac-src ! {mac} -j DROP"),
-            ]
-        })
-        .collect();
-    (isolate, antispoof)
-}
-
-/// Replace one operation's share of container rules (see
-/// [`super::container_rules`]): DNAT rules deleted and appended one by one,
-/// the container's ebtables rules likewise. `-D` of a rule that is not
-/// there fails the batch, which tells the caller to rewrite from the records.
-pub fn apply_container_change(before: &RuleSet, after: &RuleSet) -> Result<(), FirewallError> {
-    let b = render_change(&rules_of(before), &rules_of(after));
-    if !b.is_empty() {
-        tool::run("iptables-restore", &["-w", "--noflush"], &b)?;
-    }
-    let (old_isolate, old_antispoof) = eb_rules(before);
-    let (new_isolate, new_antispoof) = eb_rules(after);
-    let mut batch = String::new();
-    for (table, chain, old, new) in [
-        ("filter", EB_CHAIN, &old_isolate, &new_isolate),
-        ("nat", EB_ANTISPOOF, &old_antispoof, &new_antispoof),
-    ] {
-        let mut body = String::new();
-        for rule in old.iter().filter(|r| !new.contains(r)) {
-            writeln!(body, "-D {chain} {rule}").unwrap();
-        }
-        for rule in new.iter().filter(|r| !old.contains(r)) {
-            writeln!(body, "-A {chain} {rule}").unwrap();
-        }
-        if !body.is_empty() {
-            batch += &format!("*{table}\n{body}");
-        }
-    }
-    if batch.is_empty() {
-        return Ok(());
-    }
-    tool::run("ebtables-restore", &["--noflush"], &batch).map(drop)
-}
-
-/// The batch lines that make ebtables chain `chain` hold exactly `rules`,
-/// jumped to first from each of `hooks`; or, unless `keep`, remove it when
-/// there are no rules.
-fn eb_chain(current: &str, chain: &str, hooks: &[&str], rules: &[String], keep: bool) -> String {
-    let exists = current
-        .lines()
-        .any(|l| l.starts_with(&format!(":{chain} ")));
-    let jumped = |hook: &str| {
-        current
-            .lines()
-            .any(|l| l == format!("-A {hook} -j {chain}"))
-    };
-    let mut b = String::new();
-    if rules.is_empty() && !keep {
-        if exists {
-            for hook in hooks.iter().filter(|h| jumped(h)) {
-                writeln!(b, "-D {hook} -j {chain}").unwrap();
-            }
-            writeln!(b, "-F {chain}\n-X {chain}").unwrap();
-        }
-        return b;
-    }
-    writeln!(b, ":{chain} RETURN").unwrap();
-    if exists {
-        writeln!(b, "-F {chain}").unwrap();
-    }
-    for rule in rules {
-        writeln!(b, "-A {chain} {rule}").unwrap();
-    }
-    for hook in hooks.iter().filter(|h| !jumped(h)) {
-        writeln!(b, "-I {hook} 1 -j {chain}").unwrap();
-    }
-    b
+    ebtables::apply(&RuleSet::default())
 }
 
 /// For the nftables backend: a FORWARD policy of DROP in iptables (Docker sets
@@ -659,5 +531,7 @@ fn shim_in_place(filter: &str, networks: &[NetworkRules]) -> bool {
         })
 }
 
+#[cfg(test)]
+mod kernel_tests;
 #[cfg(test)]
 pub(crate) mod tests;

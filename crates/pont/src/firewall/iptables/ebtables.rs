@@ -1,0 +1,276 @@
+//! Layer-2 rules, through ebtables: frames between ports of an icc=false
+//! bridge are dropped (`PONT-ISOLATE`, from FORWARD), and a frame from a
+//! container's port must carry that container's MAC and, for IPv4 and ARP,
+//! its address (`PONT-ANTISPOOF`, from nat PREROUTING: anti-spoofing, for
+//! traffic to other containers and to the host alike; VLAN tags refused).
+//!
+//! Every frame of every container walks these chains, so they are not one
+//! list of every port's rules: each holds 16 jumps, one per hex digit that
+//! follows `veth` in pont's port names (`-i veth3+ -j PONT-ANTISPOOF-3`), into
+//! a bucket chain with the rules of those ports. A frame walks 16 jumps and
+//! a sixteenth of the ports' rules. Measured with 200 containers (1000
+//! anti-spoofing rules), between two ports of one bridge: one list let
+//! through 7-13 k UDP packets of 64 bytes per second and 3.1-3.8 Gbit/s of
+//! TCP, where no rule at all gave 65-89 k and 9-15 Gbit/s; the buckets gave
+//! 41-66 k and 8-13 Gbit/s. (A chain per port still walks one jump per port
+//! and gave half the packet rate.) A port named otherwise has its rules in
+//! the top chain itself.
+//!
+//! The chains and the 16 jumps exist while any network does, so a
+//! container's rules are appended and deleted on their own, in the one
+//! bucket they belong to ([`change_batch`]).
+
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+use crate::firewall::tool::{self, FirewallError};
+use crate::firewall::RuleSet;
+
+/// A top chain of pont's, hooked first into a built-in chain.
+#[derive(Clone, Copy)]
+struct Layer {
+    table: &'static str,
+    top: &'static str,
+    hook: &'static str,
+}
+
+pub(super) const ISOLATE: &str = "PONT-ISOLATE";
+pub(super) const ANTISPOOF: &str = "PONT-ANTISPOOF";
+const LAYERS: [Layer; 2] = [
+    Layer {
+        table: "filter",
+        top: ISOLATE,
+        hook: "FORWARD",
+    },
+    Layer {
+        table: "nat",
+        top: ANTISPOOF,
+        hook: "PREROUTING",
+    },
+];
+/// The jumps from the built-in chains, as `ebtables -L HOOK` lists them:
+/// (table, built-in chain, jump line).
+pub(super) const HOOK_JUMPS: [(&str, &str, &str); 2] = [
+    ("filter", "FORWARD", "-j PONT-ISOLATE"),
+    ("nat", "PREROUTING", "-j PONT-ANTISPOOF"),
+];
+const DIGITS: &str = "0123456789abcdef";
+/// pont's host ports are `veth` and 11 hex digits ([`crate::engine::host_ifname`]).
+const PORT_PREFIX: &str = "veth";
+
+/// One ebtables rule: its chain and the rest of its `-A` line.
+type EbRule = (String, String);
+
+impl Layer {
+    fn bucket(self, digit: char) -> String {
+        format!("{}-{digit}", self.top)
+    }
+
+    fn chains(self) -> impl Iterator<Item = String> {
+        std::iter::once(self.top.to_string()).chain(DIGITS.chars().map(move |d| self.bucket(d)))
+    }
+
+    /// The chain that holds the rules of `port`.
+    fn chain_of(self, port: &str) -> String {
+        let digit = port
+            .strip_prefix(PORT_PREFIX)
+            .and_then(|r| r.chars().next());
+        match digit.filter(|d| DIGITS.contains(*d)) {
+            Some(d) => self.bucket(d),
+            None => self.top.to_string(),
+        }
+    }
+
+    /// The 16 jumps of the top chain into its buckets.
+    fn bucket_jumps(self) -> Vec<EbRule> {
+        let jump = |d| format!("-i {PORT_PREFIX}{d}+ -j {}", self.bucket(d));
+        DIGITS
+            .chars()
+            .map(|d| (self.top.to_string(), jump(d)))
+            .collect()
+    }
+
+    /// The rules of `rules`' endpoints in this layer.
+    fn port_rules(self, rules: &RuleSet) -> Vec<EbRule> {
+        // ebtables-restore takes no comments; `firewall show` names the
+        // network and container of each port from the records instead.
+        let mut out = Vec::new();
+        for e in &rules.endpoints {
+            let (port, mac, ip) = (&e.port, e.mac, e.ipv4);
+            let chain = self.chain_of(port);
+            let specs = if self.top == ISOLATE {
+                if !e.isolated {
+                    continue;
+                }
+                vec![
+                    format!("-p IPv4 -i {port} -j DROP"),
+                    format!("-p IPv6 -i {port} -j DROP"),
+                ]
+            } else {
+                vec![
+                    format!("-p 802_1Q -i {port} -j DROP"),
+                    format!("-s ! {mac} -i {port} -j DROP"),
+                    format!("-p IPv4 -i {port} --ip-src ! {ip} -j DROP"),
+                    format!("-p ARP -i {port} --arp-ip-src ! {ip} -j DROP"),
+                    format!("-p ARP -i {port} --arp-mac-src ! {mac} -j DROP"),
+                ]
+            };
+            out.extend(specs.into_iter().map(|s| (chain.clone(), s)));
+        }
+        out
+    }
+}
+
+/// Make pont's ebtables chains hold exactly the rules of `rules`, or, with
+/// no network left, remove them. One `ebtables-restore` batch for both tables.
+pub(super) fn apply(rules: &RuleSet) -> Result<(), FirewallError> {
+    let current = tool::run("ebtables-save", &[], "").unwrap_or_default();
+    let batch = full_batch(rules, &current);
+    if batch.is_empty() {
+        return Ok(());
+    }
+    tool::run("ebtables-restore", &["--noflush"], &batch).map(drop)
+}
+
+/// The batch of [`apply`], given what `ebtables-save` shows.
+pub(super) fn full_batch(rules: &RuleSet, current: &str) -> String {
+    let keep = !rules.networks.is_empty();
+    let mut batch = String::new();
+    for layer in LAYERS {
+        let body = if keep {
+            rewrite(layer, current, rules)
+        } else {
+            removal(layer, current)
+        };
+        if !body.is_empty() {
+            batch += &format!("*{}\n{body}", layer.table);
+        }
+    }
+    batch
+}
+
+fn exists(current: &str, chain: &str) -> bool {
+    current
+        .lines()
+        .any(|l| l.strip_prefix(':').and_then(|r| r.split(' ').next()) == Some(chain))
+}
+
+fn jumped(current: &str, layer: Layer) -> bool {
+    let jump = format!("-A {} -j {}", layer.hook, layer.top);
+    current.lines().any(|l| l == jump)
+}
+
+fn rewrite(layer: Layer, current: &str, rules: &RuleSet) -> String {
+    let mut b = String::new();
+    for chain in layer.chains() {
+        // Declaring a chain makes or flushes it; the explicit flush is for
+        // restore tools that only make it.
+        writeln!(b, ":{chain} RETURN").unwrap();
+        if exists(current, &chain) {
+            writeln!(b, "-F {chain}").unwrap();
+        }
+    }
+    for (chain, spec) in layer.bucket_jumps().iter().chain(&layer.port_rules(rules)) {
+        writeln!(b, "-A {chain} {spec}").unwrap();
+    }
+    if !jumped(current, layer) {
+        writeln!(b, "-I {} 1 -j {}", layer.hook, layer.top).unwrap();
+    }
+    b
+}
+
+fn removal(layer: Layer, current: &str) -> String {
+    let mut b = String::new();
+    if jumped(current, layer) {
+        writeln!(b, "-D {} -j {}", layer.hook, layer.top).unwrap();
+    }
+    let present: Vec<String> = layer.chains().filter(|c| exists(current, c)).collect();
+    // Flushed first, so that no chain is still jumped to when it is deleted.
+    for chain in &present {
+        writeln!(b, "-F {chain}").unwrap();
+    }
+    for chain in present.iter().rev() {
+        writeln!(b, "-X {chain}").unwrap();
+    }
+    b
+}
+
+/// The batch that turns the ports' rules of `before` into those of `after`
+/// (networks aside: the chains stay), deleting and appending rule by rule.
+/// `-D` of a rule that is not there fails the batch, which tells the caller
+/// to rewrite from the records.
+pub(super) fn change_batch(before: &RuleSet, after: &RuleSet) -> String {
+    let mut batch = String::new();
+    for layer in LAYERS {
+        let (old, new) = (layer.port_rules(before), layer.port_rules(after));
+        let (old_set, new_set): (BTreeSet<&EbRule>, BTreeSet<&EbRule>) =
+            (old.iter().collect(), new.iter().collect());
+        let mut body = String::new();
+        for (chain, spec) in old.iter().filter(|r| !new_set.contains(r)) {
+            writeln!(body, "-D {chain} {spec}").unwrap();
+        }
+        for (chain, spec) in new.iter().filter(|r| !old_set.contains(r)) {
+            writeln!(body, "-A {chain} {spec}").unwrap();
+        }
+        if !body.is_empty() {
+            batch += &format!("*{}\n{body}", layer.table);
+        }
+    }
+    batch
+}
+
+/// The anti-spoofing rules, under a heading per container (ebtables has no comments).
+pub(super) fn show_antispoof(saved: &str, rules: &RuleSet) -> String {
+    let ours: Vec<&str> = saved.lines().filter(|l| l.contains(ANTISPOOF)).collect();
+    if ours.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("# ebtables\n*nat\n");
+    for line in ours
+        .iter()
+        .filter(|l| !rules.endpoints.iter().any(|e| of_port(l, &e.port)))
+    {
+        writeln!(out, "{line}").unwrap();
+    }
+    for e in &rules.endpoints {
+        writeln!(out, "# container {} on network {}", e.container, e.network).unwrap();
+        for line in ours.iter().filter(|l| of_port(l, &e.port)) {
+            writeln!(out, "{line}").unwrap();
+        }
+    }
+    out
+}
+
+fn of_port(line: &str, port: &str) -> bool {
+    line.contains(&format!(" -i {port} "))
+}
+
+/// The isolation rules, under a heading per network.
+pub(super) fn show_isolation(saved: &str, rules: &RuleSet) -> String {
+    let ours: Vec<&str> = saved.lines().filter(|l| l.contains(ISOLATE)).collect();
+    if ours.is_empty() {
+        return String::new();
+    }
+    let isolated = || rules.endpoints.iter().filter(|e| e.isolated);
+    let owned = |line: &str| isolated().any(|e| of_port(line, &e.port));
+    let mut out = String::from("# ebtables\n*filter\n");
+    for line in ours.iter().filter(|l| !owned(l)) {
+        writeln!(out, "{line}").unwrap();
+    }
+    for net in &rules.networks {
+        let ports: Vec<&str> = isolated()
+            .filter(|e| e.network == net.name)
+            .map(|e| e.port.as_str())
+            .collect();
+        let lines: Vec<&&str> = ours
+            .iter()
+            .filter(|l| ports.iter().any(|p| of_port(l, p)))
+            .collect();
+        if !lines.is_empty() {
+            writeln!(out, "# network {}", net.name).unwrap();
+            lines.iter().for_each(|l| writeln!(out, "{l}").unwrap());
+        }
+    }
+    out.push_str("COMMIT\n");
+    out
+}
