@@ -84,10 +84,10 @@ struct Rule {
 }
 
 impl Rule {
-    fn new(table: &'static str, chain: &str, spec: String) -> Rule {
+    fn new(table: &'static str, chain: impl Into<String>, spec: String) -> Rule {
         Rule {
             table,
-            chain: chain.to_string(),
+            chain: chain.into(),
             spec,
         }
     }

@@ -16,8 +16,9 @@
 //! are at most 256 of those per protocol and their order does not matter.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
 
-use super::{comment, Rule};
+use super::Rule;
 use crate::firewall::tool::{self, FirewallError};
 use crate::firewall::MappingRules;
 use crate::model::{PortRange, Protocol};
@@ -41,7 +42,11 @@ impl Block {
     }
 
     pub(super) fn chain(self) -> String {
-        let proto = self.protocol.as_str().to_uppercase();
+        let proto = match self.protocol {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+            Protocol::Sctp => "SCTP",
+        };
         format!("{BLOCK_PREFIX}{proto}-{}", self.index)
     }
 
@@ -79,32 +84,34 @@ pub(super) fn mapping_rules(mappings: &[MappingRules]) -> Vec<(Option<Block>, Ru
     mappings.iter().filter_map(mapping_rule).collect()
 }
 
+/// Written straight into one string: with 10000 mappings, the formatting
+/// of pieces one by one was most of a full plan's 30-50 ms.
 fn mapping_rule(m: &MappingRules) -> Option<(Option<Block>, Rule)> {
     let host = m.host_v4()?;
-    let dst = if host.prefix_len() == 0 {
-        String::new()
-    } else {
-        format!("-d {host} ")
-    };
     let (hp, cp) = (m.mapping.host_ports, m.mapping.container_ports);
-    let proto = m.mapping.protocol;
-    let dport = if hp.is_single() {
-        hp.start.to_string()
-    } else {
-        format!("{}:{}", hp.start, hp.end)
-    };
+    let p = m.mapping.protocol;
+    let mut spec = String::with_capacity(128);
+    if host.prefix_len() != 0 {
+        write!(spec, "-d {host} ").unwrap();
+    }
+    write!(spec, "-p {p} -m {p} --dport {}", hp.start).unwrap();
+    if !hp.is_single() {
+        write!(spec, ":{}", hp.end).unwrap();
+    }
+    let c = &m.container;
+    write!(
+        spec,
+        " -m comment --comment \"container {c}\" -j DNAT --to-destination "
+    )
+    .unwrap();
     // A range keeps each port's offset: host start+k goes to container start+k.
-    let to = if hp.is_single() {
-        format!("{}:{}", m.container_ip, cp.start)
-    } else {
-        format!("{}:{}-{}/{}", m.container_ip, cp.start, cp.end, hp.start)
-    };
-    let c = comment(&m.container, "container");
-    let block = Block::holding(proto, hp);
+    write!(spec, "{}:{}", m.container_ip, cp.start).unwrap();
+    if !hp.is_single() {
+        write!(spec, "-{}/{}", cp.end, hp.start).unwrap();
+    }
+    let block = Block::holding(p, hp);
     let chain = block.map_or(DNAT_CHAIN.to_string(), Block::chain);
-    let spec =
-        format!("{dst}-p {proto} -m {proto} --dport {dport} {c} -j DNAT --to-destination {to}");
-    Some((block, Rule::new("nat", &chain, spec)))
+    Some((block, Rule::new("nat", chain, spec)))
 }
 
 /// The blocks `rules` put mappings in.
