@@ -48,11 +48,10 @@ const LAYERS: [Layer; 2] = [
         hook: "PREROUTING",
     },
 ];
-/// The jumps from the built-in chains, as `ebtables -L HOOK` lists them:
-/// (table, built-in chain, jump line).
+/// The jumps from the built-in chains: (table, built-in chain, pont's chain).
 pub(super) const HOOK_JUMPS: [(&str, &str, &str); 2] = [
-    ("filter", "FORWARD", "-j PONT-ISOLATE"),
-    ("nat", "PREROUTING", "-j PONT-ANTISPOOF"),
+    ("filter", "FORWARD", ISOLATE),
+    ("nat", "PREROUTING", ANTISPOOF),
 ];
 const DIGITS: &str = "0123456789abcdef";
 /// pont's host ports are `veth` and 11 hex digits ([`crate::engine::host_ifname`]).

@@ -191,8 +191,8 @@ fn every_flush_and_deleted_jump_is_noticed() {
     for (table, builtin, m, chain, _) in JUMPS {
         damage.push(format!("iptables -t {table} -D {builtin} {m}-j {chain}"));
     }
-    for (table, builtin, jump) in ebtables::HOOK_JUMPS {
-        damage.push(format!("ebtables -t {table} -D {builtin} {jump}"));
+    for (table, builtin, chain) in ebtables::HOOK_JUMPS {
+        damage.push(format!("ebtables -t {table} -D {builtin} -j {chain}"));
     }
     let rules = with_mappings();
     for cmd in damage {
