@@ -191,9 +191,10 @@ fn every_flush_and_deleted_jump_is_noticed() {
     for (table, builtin, m, chain, _) in JUMPS {
         damage.push(format!("iptables -t {table} -D {builtin} {m}-j {chain}"));
     }
-    for (table, builtin, chain) in ebtables::HOOK_JUMPS {
-        damage.push(format!("ebtables -t {table} -D {builtin} -j {chain}"));
-    }
+    damage.push("ebtables -D FORWARD -j PONT-ISOLATE".into());
+    damage.push("ebtables -t nat -D PREROUTING -j PONT-ANTISPOOF".into());
+    damage.push("ebtables -t nat -F PONT-ANTISPOOF".into());
+    damage.push("ebtables -D PONT-ISOLATE -i vethc+ -j PONT-ISOLATE-c".into());
     let rules = with_mappings();
     for cmd in damage {
         in_fresh_netns(|| {
