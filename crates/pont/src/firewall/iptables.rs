@@ -18,10 +18,12 @@
 //!
 //! The kernel checks the whole nat table on every batch that adds a rule
 //! with a verdict (nf_tables' loop and hook validation, `nft_chain_validate`,
-//! walks every rule reachable from a base chain): about 0.6 µs per rule
-//! installed, so with 10000 mappings one change costs ~6 ms more than with
-//! none, whatever the chains look like. That is the one cost here that grows
-//! with the number of mappings.
+//! walks every rule reachable from each base chain): about 0.6 µs per rule
+//! and base chain, and the mappings are reached from both PREROUTING and
+//! OUTPUT: one `iptables-restore` adding a rule took 3.7 ms with no
+//! mapping installed and 13.7 ms with 10000 (7.6 ms with the OUTPUT jump
+//! deleted), whatever the chains look like. That is the one cost here that
+//! grows with the number of mappings; deletions are not checked.
 
 mod dnat;
 mod ebtables;
