@@ -23,6 +23,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from benchlib import report, sandbox  # noqa: E402
+from benchlib.stats import median  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINS = {
@@ -45,7 +46,8 @@ def parse_args():
         "--only",
         default="",
         help="comma-separated backends to run (pont-nftables, pont-iptables, pont-run-nftables, "
-        "pont-run-iptables, netavark, cni, bare); default all",
+        "pont-run-iptables, netavark, cni; throughput always brings its reference, and "
+        "bare there pairs the reference with itself); default all but bare",
     )
     p.add_argument("--quick", action="store_true", help="small sizes, one repeat: checks the harness in a minute")
     p.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
@@ -82,9 +84,18 @@ def plan(args):
             "threads": 1,
         },
         "iperf": {
-            "impls": ["bare", "pont-nftables", "pont-iptables", "netavark"],
-            "runs": 1 if q else 5,
-            "seconds": 1 if q else 2,
+            # Each paired with its own reference ("bare"), which is not listed.
+            # "bare" (only when asked for with --only) pairs the reference
+            # with itself: the spread of its ratios is the method's own.
+            "impls": ["pont-nftables", "pont-iptables", "netavark"],
+            "optional": ["bare"],
+            # Many short pairs: on two shared cores the load drifts within
+            # seconds, and 15 pairs of 1 s came out steadier in A/A runs
+            # (reference against reference) than 7 of 2 s.
+            "pairs": 1 if q else 15,
+            "seconds": 1,
+            # Paths only the reference has (informative, not compared).
+            "reference_runs": 1 if q else 3,
         },
         "range": {"impls": ["pont-run-nftables", "pont-run-iptables", "netavark"], "runs": 1 if q else 3},
     }
@@ -104,13 +115,78 @@ class Runner:
         print(f"{'':10} done in {time.monotonic() - t:.1f} s", file=sys.stderr, flush=True)
         return out["result"]
 
+    def iperf_pairs(self, impl, ip):
+        """`impl`'s topology and the reference's, side by side in two
+        sandboxes, measured in alternation (see measure_pairs)."""
+        t = time.monotonic()
+        print(
+            f"[{t - self.t0:6.0f} s] iperf3 {impl} paired with the reference "
+            f"({ip['pairs']} pairs × {ip['seconds']} s per path) ...",
+            file=sys.stderr,
+            flush=True,
+        )
+        params = {"task": "iperf", "bins": BINS}
+        with sandbox.Sandbox(self.run_id, self.tmp) as sa, sandbox.Sandbox(self.run_id, self.tmp) as sb:
+            with sa.session(dict(params, impl=impl)) as own, sb.session(dict(params, impl="bare")) as ref:
+                out = measure_pairs(own, ref, ip)
+        print(f"{'':10} done in {time.monotonic() - t:.1f} s", file=sys.stderr, flush=True)
+        return out
+
+
+IPERF_PAIRED = ["c2c"]  # against the reference without conntrack
+IPERF_REFERENCE_ONLY = ["veth-pair", "host-direct", "lan-direct"]
+IPERF_PUBLISHED = ["host-published", "lan-published"]  # against one DNAT rule
+
+
+def measure_pairs(own, ref, ip):
+    """Per path, `pairs` runs of the backend (`own`) and of the reference,
+    each reference run right before or after its backend run: the order
+    alternates, so that neither side is always the one after a pause. The
+    machine's load drifts over seconds, so the ratio within a pair is far
+    steadier than either figure. {"paired": {path: {"own": [Gbit/s], "ref":
+    [Gbit/s], "own_cpu": [[client %, server %]], "ref_cpu": [..]}},
+    "reference": {path: [Gbit/s]}}, pairs at the same index."""
+
+    def run(session, path, gbps, cpu):
+        r = session.call({"op": "run", "path": path, "seconds": ip["seconds"]})
+        gbps.append(r["gbps"])
+        cpu.append(r["cpu"])
+
+    def pairs(path):
+        r = {"own": [], "ref": [], "own_cpu": [], "ref_cpu": []}
+        order = [(own, "own"), (ref, "ref")]
+        for i in range(ip["pairs"]):
+            for session, side in order if i % 2 == 0 else reversed(order):
+                run(session, path, r[side], r[f"{side}_cpu"])
+        ratios = sorted(a / b for a, b in zip(r["own"], r["ref"]))
+        print(
+            f"    {path}: {median(r['own']):.1f} vs {median(r['ref']):.1f} Gbit/s, "
+            f"ratio {median(ratios):.2f} ({ratios[0]:.2f}–{ratios[-1]:.2f})",
+            file=sys.stderr,
+            flush=True,
+        )
+        return r
+
+    out = {"paired": {}, "reference": {}}
+    for path in IPERF_PAIRED:
+        out["paired"][path] = pairs(path)
+    for path in IPERF_REFERENCE_ONLY:
+        out["reference"][path] = []
+        for _ in range(ip["reference_runs"]):
+            run(ref, path, out["reference"][path], [])
+    for session in (own, ref):
+        session.call({"op": "stage", "name": "published"})
+    for path in IPERF_PUBLISHED:
+        out["paired"][path] = pairs(path)
+    return out
+
 
 def run_sections(args, runner):
     p = plan(args)
     if args.only:
         only = set(args.only.split(","))
         for section in p.values():
-            section["impls"] = [i for i in section["impls"] if i in only]
+            section["impls"] = [i for i in section["impls"] + section.get("optional", []) if i in only]
     wanted = [s for s in args.sections.split(",") if s]
     for s in wanted:
         if s not in SECTIONS:
@@ -157,12 +233,7 @@ def run_sections(args, runner):
                 )
     if "iperf" in wanted:
         ip = p["iperf"]
-        results["iperf"] = {
-            impl: runner.task(
-                f"iperf3 {impl}", {"task": "iperf", "impl": impl, "runs": ip["runs"], "seconds": ip["seconds"]}
-            )
-            for impl in ip["impls"]
-        }
+        results["iperf"] = {impl: runner.iperf_pairs(impl, ip) for impl in ip["impls"]}
     if "range" in wanted:
         rp = p["range"]
         results["range"] = {
@@ -214,7 +285,8 @@ def meta(args, p, seconds):
             "latency repeats": f"{p['latency']['repeats']} (CNI and pont run -d: {p['latency']['fewer']['cni']})",
             "k-th probes": f"{p['kth']['probes']} (peers at the largest k: {p['kth']['peer_probes_at_max']})",
             "wrk runs": f"{p['conn']['runs']} × {p['conn']['seconds']} s",
-            "iperf3 runs": f"{p['iperf']['runs']} × {p['iperf']['seconds']} s",
+            "iperf3 runs": f"{p['iperf']['pairs']} pairs × {p['iperf']['seconds']} s per path, "
+            "each backend run next to a reference run",
             "containers present while profiling": p["profile"]["existing"],
         },
         "duration_s": seconds,

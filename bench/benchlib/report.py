@@ -5,7 +5,7 @@ the same run (netavark unless said otherwise), since these machines are
 shared and their absolute speed varies from hour to hour.
 """
 
-from .stats import first_last, fmt, fmt_ratio, median, ratio, with_spread
+from .stats import first_last, fmt, fmt_ratio, median, median_ci, ratio, with_spread
 
 LABELS = {
     "pont-nftables": "pont (nftables)",
@@ -190,29 +190,96 @@ IPERF_PATHS = [
     ("lan-direct", "LAN to container address, routed, no firewall, no conntrack"),
     ("lan-published", "LAN neighbour to container via published port (reference: one DNAT rule)"),
 ]
-# Each path is compared with the same path in the reference column.
-BASELINE = {"host-published": "host-published", "lan-published": "lan-published", "c2c": "c2c"}
+
+
+def pair_ratios(pairs):
+    """Backend run / reference run of each pair."""
+    return [ratio(a, b) for a, b in zip(pairs["own"], pairs["ref"])]
+
+
+def pair_cpu_ratios(pairs):
+    """The same per CPU-second of iperf3's client and server (softirq work
+    done in their context included): steadier when the machine is busy,
+    since a run that got less CPU moved fewer bits but cost the same per bit."""
+
+    def per_cpu(gbps, cpu):
+        return [g / sum(c) for g, c in zip(gbps, cpu)]
+
+    return [ratio(a, b) for a, b in zip(per_cpu(pairs["own"], pairs["own_cpu"]), per_cpu(pairs["ref"], pairs["ref_cpu"]))]
+
+
+def ratio_with_spread(rs):
+    """`×median (min–max)` of per-pair ratios."""
+    if not rs:
+        return ""
+    if len(rs) == 1:
+        return fmt_ratio(rs[0])
+    return f"{fmt_ratio(median(rs))} ({min(rs):.2f}–{max(rs):.2f})"
+
+
+def reference_runs(res, path):
+    """Every reference run of `path` in the section, over all the pairings."""
+    out = []
+    for r in res.values():
+        out += r["paired"].get(path, {}).get("ref", []) + r["reference"].get(path, [])
+    return out
+
+
+def iperf_label(impl):
+    return "reference against itself (A/A)" if impl == "bare" else label(impl)
 
 
 def iperf_table(res):
     impls = list(res)
-    bare = res.get("bare", {})
     rows = []
     for path, text in IPERF_PATHS:
-        cells = [text]
+        cells = [text, with_spread(reference_runs(res, path))]
         for impl in impls:
-            xs = res[impl].get(path)
-            if not xs:
+            pairs = res[impl]["paired"].get(path)
+            if not pairs:
                 cells.append("")
                 continue
-            base = bare.get(BASELINE.get(path, ""), [])
-            r = ratio(median(xs), median(base)) if impl != "bare" else float("nan")
-            cells.append(f"{with_spread(xs)} {fmt_ratio(r) if r == r else ''}".strip())
+            cells.append(f"{with_spread(pairs['own'])} {ratio_with_spread(pair_ratios(pairs))}".strip())
         rows.append(cells)
     return (
-        "**TCP throughput, Gbit/s** (iperf3, median of the runs; ×: vs the same path in the reference "
-        "column: no firewall, and for published ports a single DNAT rule)\n\n"
-        + table(["path"] + [label(i) for i in impls], rows)
+        "**TCP throughput, Gbit/s** (iperf3, median of the runs; ×: median of the per-pair ratios, "
+        "with their range, where each run of a backend is paired with a run of the same path in a "
+        "reference sandbox standing beside it, run right before or after: no firewall, and for "
+        "published ports a single DNAT rule; the reference column pools every reference run)\n\n"
+        + table(["path", label("bare")] + [iperf_label(i) for i in impls], rows)
+    )
+
+
+def iperf_pairs_table(res):
+    """Each pairing on its own: the backend's and its reference's medians, the ratio."""
+    rows = []
+    for impl, r in res.items():
+        for path, text in IPERF_PATHS:
+            pairs = r["paired"].get(path)
+            if pairs:
+                rs = pair_ratios(pairs)
+                lo, hi = median_ci(rs)
+                rows.append(
+                    [
+                        iperf_label(impl),
+                        path,
+                        len(rs),
+                        with_spread(pairs["own"]),
+                        with_spread(pairs["ref"]),
+                        ratio_with_spread(rs),
+                        f"{lo:.2f}–{hi:.2f}",
+                        ratio_with_spread(pair_cpu_ratios(pairs)),
+                    ]
+                )
+    return (
+        "**Throughput pairs, Gbit/s** (each backend with the reference measured beside it; CI: "
+        "95 % confidence interval of the median ratio, from the order statistics; per CPU-second: "
+        "the ratio of Gbit per CPU-second of iperf3's client and server, which a busy machine "
+        "moves less)\n\n"
+        + table(
+            ["backend", "path", "pairs", "backend", "its reference", "ratio per pair", "CI", "per CPU-second"],
+            rows,
+        )
     )
 
 
@@ -299,14 +366,17 @@ def targets(results):
             a, b = median(r[str(lv[0])]["rates"]), median(r[str(lv[-1])]["rates"])
             out.append((f"{label(impl)}: connection rate with {lv[-1]} others ≥ 90 % of with {lv[0]}", f"{ratio(b, a) * 100:.0f} %", verdict(ratio(b, a) >= 0.9)))
     ip = results.get("iperf", {})
-    bare = ip.get("bare", {})
     for impl in PONT:
         r = ip.get(impl)
-        if r and bare:
+        if r:
             for path in ("host-published", "lan-published"):
-                q = ratio(median(r[path]), median(bare[BASELINE[path]]))
+                rs = pair_ratios(r["paired"][path])
+                q, (lo, hi) = median(rs), median_ci(rs)
                 what = f"{path} throughput ≥ 95 % of one bare DNAT rule"
-                out.append((f"{label(impl)}: {what}", f"{q * 100:.0f} %", verdict(q >= 0.95)))
+                measured = f"{q * 100:.0f} % (CI {lo * 100:.0f}–{hi * 100:.0f} %, {len(rs)} pair{'' if len(rs) == 1 else 's'})"
+                # Where the interval holds 95 %, this run cannot tell.
+                said = verdict(q >= 0.95) if lo >= 0.95 or hi < 0.95 else "not resolved"
+                out.append((f"{label(impl)}: {what}", measured, said))
     rng = results.get("range", {})
     for impl in ("pont-run-nftables", "pont-run-iptables"):
         r = rng.get(impl)
@@ -349,7 +419,7 @@ def render(results):
     if "conn" in results:
         sections += ["### 3. Connection rate", conn_table(results["conn"])]
     if "iperf" in results:
-        sections += ["### 4. Throughput", iperf_table(results["iperf"])]
+        sections += ["### 4. Throughput", iperf_table(results["iperf"]), iperf_pairs_table(results["iperf"])]
     if "range" in results:
         sections += ["### 5. A 10000-port range", range_table(results["range"])]
     tt = targets_table(results)

@@ -69,6 +69,10 @@ class Sandbox:
             raise RuntimeError(f"task {params['task']} ({params.get('impl')}) failed (exit {p.returncode})")
         return json.loads(p.stdout)
 
+    def session(self, params):
+        """A worker kept running in the host namespace, called step by step."""
+        return Session(self, dict(params, tmp=self.tmp, lan=self.lan))
+
     def remove(self):
         stop_started(self.tmp)
         for ns in (self.host, self.lan):
@@ -76,6 +80,55 @@ class Sandbox:
                 # Everything in these namespaces was started by this run.
                 kill(int(pid), None)
             ip("netns", "del", ns, check=False)
+
+
+class Session:
+    """A worker in `sandbox`'s host namespace that makes a task's topology
+    and then answers one request at a time (worker.py --session): one JSON
+    line each way. Use it in a `with` block inside the sandbox's own."""
+
+    def __init__(self, sandbox, params):
+        self.what = f"{params['task']} ({params.get('impl')})"
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", sandbox.host, sys.executable, WORKER, "--session", json.dumps(params)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            self.paths = self._read()["paths"]
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def call(self, msg):
+        self.proc.stdin.write(json.dumps(msg) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def _read(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"session {self.what} ended (exit {self.proc.wait()})")
+        return json.loads(line)
+
+    def close(self):
+        """End of input: the worker removes its topology and exits."""
+        try:
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()  # the sandbox's removal stops what it left behind
+            self.proc.wait()
 
 
 def kill(pid, start):

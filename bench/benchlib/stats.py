@@ -1,5 +1,6 @@
 """Medians, spreads and ratios, formatted for the tables."""
 
+import math
 import statistics
 
 
@@ -47,3 +48,22 @@ def fmt_ratio(r):
 def first_last(xs, n=10):
     """Median of the first n and of the last n values of a series."""
     return median(xs[:n]), median(xs[-n:])
+
+
+def median_ci(xs, level=0.95):
+    """A distribution-free confidence interval of the median: the order
+    statistics x_(k) and x_(n+1-k) for the largest k such that fewer than k
+    of n values fall below the median with probability at most (1-level)/2.
+    (min, max) when n is too small for `level`."""
+    xs = sorted(xs)
+    n = len(xs)
+    if n == 0:
+        return float("nan"), float("nan")
+    tail, k, below = (1 - level) / 2, 0, 0.0
+    while True:
+        below += math.comb(n, k) / 2**n  # P(exactly k of n below the median)
+        if below > tail:
+            break
+        k += 1
+    k = max(k, 1)
+    return xs[k - 1], xs[n - k]

@@ -145,12 +145,19 @@ def conn(ctx):
         impl.close()
 
 
-# (4) TCP throughput
+# (4) TCP throughput, measured in pairs: the backend's topology and the
+# reference topology stand side by side in two sandboxes, and the
+# orchestrator runs one path on each in turn (see bench.py), so that both
+# runs of a pair see the same minute of this shared machine.
 
 
 def iperf_run(argv, seconds):
-    out = json.loads(nsutil.run(argv + ["-t", str(seconds), "-J"]))
-    return out["end"]["sum_received"]["bits_per_second"] / 1e9
+    """Gbit/s received, and the CPU time of the client and of the server
+    (percent of the run's wall time, softirq work done in their context
+    included)."""
+    end = json.loads(nsutil.run(argv + ["-t", str(seconds), "-J"]))["end"]
+    cpu = end["cpu_utilization_percent"]
+    return end["sum_received"]["bits_per_second"] / 1e9, cpu["host_total"], cpu["remote_total"]
 
 
 def wait_listening(ns, port):
@@ -161,31 +168,39 @@ def wait_listening(ns, port):
     nsutil.wait_until(listening, what=f"a listener on port {port}")
 
 
-def iperf(ctx):
-    if ctx.p["impl"] == "bare":
-        return iperf_bare(ctx)
-    impl = ctx.impl()
-    runs, secs = ctx.p["runs"], ctx.p["seconds"]
-    try:
-        impl.create_network()
-        cmd = ["iperf3", "-s", "-p", "5201"]
-        a = impl.container([(15201, 5201, 1)], command=cmd)
-        b = impl.container([])
-        impl.setup(a)
-        impl.setup(b)
-        if isinstance(impl, impls.PontRun):
-            impl.inspect(a)
-        serve(ctx, impl, a, cmd)
-        wait_listening(impl.netns_of(a), 5201)
-        paths = {
-            "c2c": nsutil.in_ns(impl.netns_of(b), ["iperf3", "-c", a.ip, "-p", "5201"]),
-            "host-published": ["iperf3", "-c", HOST_IP, "-p", "15201"],
-            "lan-published": ctx.in_lan(["iperf3", "-c", HOST_IP, "-p", "15201"]),
-        }
-        return {name: [iperf_run(argv, secs) for _ in range(runs)] for name, argv in paths.items()}
-    finally:
-        ctx.procs.stop_all()
-        impl.close()
+class IperfTopology:
+    """A backend's network with two containers: `a` runs the iperf3 server
+    and publishes host port 15201 to it, `b` is a client on the same bridge."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.impl = impl = ctx.impl()
+        try:
+            impl.create_network()
+            cmd = ["iperf3", "-s", "-p", "5201"]
+            a = impl.container([(15201, 5201, 1)], command=cmd)
+            b = impl.container([])
+            impl.setup(a)
+            impl.setup(b)
+            if isinstance(impl, impls.PontRun):
+                impl.inspect(a)
+            serve(ctx, impl, a, cmd)
+            wait_listening(impl.netns_of(a), 5201)
+            self.paths = {
+                "c2c": nsutil.in_ns(impl.netns_of(b), ["iperf3", "-c", a.ip, "-p", "5201"]),
+                "host-published": ["iperf3", "-c", HOST_IP, "-p", "15201"],
+                "lan-published": ctx.in_lan(["iperf3", "-c", HOST_IP, "-p", "15201"]),
+            }
+        except BaseException:
+            self.close()
+            raise
+
+    def stage(self, name):
+        """Nothing changes between stages here: the backend's rules are the subject."""
+
+    def close(self):
+        self.ctx.procs.stop_all()
+        self.impl.close()
 
 
 ONE_DNAT_RULE = """table ip bench_ref {
@@ -195,19 +210,31 @@ ONE_DNAT_RULE = """table ip bench_ref {
 """
 
 
-def iperf_bare(ctx):
-    """The same paths with no firewall at all: a bridge and veths made with
-    `ip`, the LAN routed to the containers' subnet; one bare veth pair; and
-    the published-port paths through a single DNAT rule."""
-    runs, secs = ctx.p["runs"], ctx.p["seconds"]
-    ns = os.path.join(ctx.tmp, "ns")
-    os.makedirs(ns, exist_ok=True)
-    a, b, p1, p2 = (os.path.join(ns, f"bare-{x}") for x in ("a", "b", "p1", "p2"))
-    for path in (a, b, p1, p2):
-        nsutil.create_pinned(path)
-    ip = lambda *args: nsutil.run(["ip"] + list(args))  # noqa: E731
-    inside = lambda path, *args: nsutil.run(nsutil.in_ns(path, ["ip"] + list(args)))  # noqa: E731
-    try:
+class BareTopology:
+    """The reference: the same paths with no firewall at all (a bridge and
+    veths made with `ip`, the LAN routed to the containers' subnet) and one
+    bare veth pair; at stage "published", one DNAT rule for the
+    published-port paths (so conntrack and NAT, but no backend's rules).
+    That rule comes last: a NAT hook turns conntrack on for every path."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        ns = os.path.join(ctx.tmp, "ns")
+        os.makedirs(ns, exist_ok=True)
+        self.pinned = []
+        try:
+            self._make(ns)
+        except BaseException:
+            self.close()
+            raise
+
+    def _make(self, ns):
+        a, b, p1, p2 = (os.path.join(ns, f"bare-{x}") for x in ("a", "b", "p1", "p2"))
+        for path in (a, b, p1, p2):
+            nsutil.create_pinned(path)
+            self.pinned.append(path)
+        ip = lambda *args: nsutil.run(["ip"] + list(args))  # noqa: E731
+        inside = lambda path, *args: nsutil.run(nsutil.in_ns(path, ["ip"] + list(args)))  # noqa: E731
         with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
             f.write("1")
         ip("link", "add", "bbr0", "type", "bridge")
@@ -220,37 +247,50 @@ def iperf_bare(ctx):
             inside(path, "link", "set", "eth0", "up")
             inside(path, "link", "set", "lo", "up")
             inside(path, "route", "add", "default", "via", "10.91.0.1")
-        nsutil.run(ctx.in_lan(["ip", "route", "add", "10.91.0.0/16", "via", HOST_IP]))
+        nsutil.run(self.ctx.in_lan(["ip", "route", "add", "10.91.0.0/16", "via", HOST_IP]))
         inside(p1, "link", "add", "ref0", "type", "veth", "peer", "name", "ref1", "netns", p2)
         inside(p1, "addr", "add", "10.92.0.1/30", "dev", "ref0")
         inside(p2, "addr", "add", "10.92.0.2/30", "dev", "ref1")
         inside(p1, "link", "set", "ref0", "up")
         inside(p2, "link", "set", "ref1", "up")
-        ctx.procs.start(nsutil.in_ns(a, ["iperf3", "-s", "-p", "5201"]))
-        ctx.procs.start(nsutil.in_ns(p2, ["iperf3", "-s", "-p", "5201"]))
+        self.ctx.procs.start(nsutil.in_ns(a, ["iperf3", "-s", "-p", "5201"]))
+        self.ctx.procs.start(nsutil.in_ns(p2, ["iperf3", "-s", "-p", "5201"]))
         wait_listening(a, 5201)
         wait_listening(p2, 5201)
-        paths = {
+        self.paths = {
             "veth-pair": nsutil.in_ns(p1, ["iperf3", "-c", "10.92.0.2", "-p", "5201"]),
             "c2c": nsutil.in_ns(b, ["iperf3", "-c", "10.91.0.2", "-p", "5201"]),
             "host-direct": ["iperf3", "-c", "10.91.0.2", "-p", "5201"],
-            "lan-direct": ctx.in_lan(["iperf3", "-c", "10.91.0.2", "-p", "5201"]),
-        }
-        out = {name: [iperf_run(argv, secs) for _ in range(runs)] for name, argv in paths.items()}
-        # The same published-port paths with the least a published port needs:
-        # one DNAT rule (so conntrack and NAT, but none of pont's rules). Made
-        # last: a NAT hook turns conntrack on for every path above.
-        nsutil.run(["nft", "-f", "-"], stdin=ONE_DNAT_RULE)
-        published = {
+            "lan-direct": self.ctx.in_lan(["iperf3", "-c", "10.91.0.2", "-p", "5201"]),
             "host-published": ["iperf3", "-c", HOST_IP, "-p", "15201"],
-            "lan-published": ctx.in_lan(["iperf3", "-c", HOST_IP, "-p", "15201"]),
+            "lan-published": self.ctx.in_lan(["iperf3", "-c", HOST_IP, "-p", "15201"]),
         }
-        out.update({name: [iperf_run(argv, secs) for _ in range(runs)] for name, argv in published.items()})
-        return out
-    finally:
-        ctx.procs.stop_all()
-        for path in (a, b, p1, p2):
+
+    def stage(self, name):
+        if name == "published":
+            nsutil.run(["nft", "-f", "-"], stdin=ONE_DNAT_RULE)
+
+    def close(self):
+        self.ctx.procs.stop_all()
+        for path in self.pinned:
             nsutil.release(path)
+
+
+def iperf_session(ctx):
+    """The topology of `impl` ("bare": the reference), for a session that
+    then runs one path at a time: {"op": "run", "path", "seconds"} and
+    {"op": "stage", "name"}."""
+    return BareTopology(ctx) if ctx.p["impl"] == "bare" else IperfTopology(ctx)
+
+
+def iperf_call(topo, msg):
+    if msg["op"] == "run":
+        gbps, client_cpu, server_cpu = iperf_run(topo.paths[msg["path"]], msg["seconds"])
+        return {"gbps": gbps, "cpu": [client_cpu, server_cpu]}
+    if msg["op"] == "stage":
+        topo.stage(msg["name"])
+        return {}
+    raise ValueError(f"iperf session: unknown op {msg['op']!r}")
 
 
 # (5) a range of 10000 published ports
@@ -345,10 +385,13 @@ TASKS = {
     "latency": latency,
     "kth": kth,
     "conn": conn,
-    "iperf": iperf,
     "range": range_ports,
     "profile": profile,
 }
+
+
+# Tasks run step by step in a session: (make the topology, answer one call).
+SESSIONS = {"iperf": (iperf_session, iperf_call)}
 
 
 def main(params):
@@ -356,3 +399,19 @@ def main(params):
     t0 = time.monotonic()
     result = TASKS[params["task"]](ctx)
     return {"result": result, "seconds": time.monotonic() - t0}
+
+
+def session(params, requests, reply):
+    """Make the session's topology, reply with its paths, then answer each
+    request until "close" or the end of input; the topology is removed in
+    every case."""
+    make, call = SESSIONS[params["task"]]
+    topo = make(Ctx(params))
+    try:
+        reply({"paths": list(topo.paths)})
+        for msg in requests:
+            if msg["op"] == "close":
+                break
+            reply(call(topo, msg))
+    finally:
+        topo.close()
