@@ -19,9 +19,10 @@
 //! of the frame's own: a container could send with another's pair. A port
 //! named otherwise has its rules in the top chain itself.
 //!
-//! The chains and the 16 jumps exist while any network does, so a
-//! container's rules are appended and deleted on their own, in the one
-//! bucket they belong to ([`change_batch`]).
+//! Each top chain starts with a no-op marker for the presence check
+//! ([`jump_checks`]). The chains and the 16 jumps exist while any network
+//! does, so a container's rules are appended and deleted on their own, in
+//! the one bucket they belong to ([`change_batch`]).
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -52,6 +53,9 @@ const LAYERS: [Layer; 2] = [
     },
 ];
 const DIGITS: &str = "0123456789abcdef";
+/// The first rule of each top chain: a no-op that the presence check looks
+/// for ([`jump_checks`]).
+const MARKER: &str = "-j CONTINUE";
 /// pont's host ports are `veth` and 11 hex digits ([`crate::engine::host_ifname`]).
 const PORT_PREFIX: &str = "veth";
 
@@ -78,12 +82,14 @@ impl Layer {
         }
     }
 
-    /// The 16 jumps of the top chain into its buckets.
-    fn bucket_jumps(self) -> Vec<EbRule> {
+    /// The top chain's own rules: the marker, then the 16 jumps into its
+    /// buckets. (The rules of ports named otherwise come after them.)
+    fn top_rules(self) -> Vec<EbRule> {
         let jump = |d| format!("-i {PORT_PREFIX}{d}+ -j {}", self.bucket(d));
-        DIGITS
-            .chars()
-            .map(|d| (self.top.to_string(), jump(d)))
+        let jumps = DIGITS.chars().map(jump);
+        std::iter::once(MARKER.to_string())
+            .chain(jumps)
+            .map(|spec| (self.top.to_string(), spec))
             .collect()
     }
 
@@ -119,22 +125,19 @@ impl Layer {
 }
 
 /// For the presence check: one `ebtables-restore` batch per table of
-/// `--check` lines (which change nothing) for the jump from the built-in
-/// chain and the 16 jumps into the buckets. Rules appended to a bucket that
-/// is no longer jumped to would guard nothing, so all of them are checked.
-/// (One batch cannot check two tables: ebtables 1.8.9 aborts.)
+/// `--check` lines (which change nothing): the jump from the built-in chain,
+/// and the top chain's first rule, `-j CONTINUE`, which does nothing but
+/// tell that the top chain was not flushed (rules appended to buckets no
+/// longer jumped to would guard nothing). Checking the jumps into the
+/// buckets instead costs as much as the buckets hold: 22 ms for all 16 with
+/// 200 containers, 65 ms with 1000; the marker 5 ms with either. One batch
+/// cannot check two tables: ebtables 1.8.9 aborts.
 pub(super) fn jump_checks() -> Vec<String> {
     LAYERS
         .iter()
         .map(|layer| {
-            let mut b = format!(
-                "*{}\n--check {} -j {}\n",
-                layer.table, layer.hook, layer.top
-            );
-            for (chain, spec) in layer.bucket_jumps() {
-                writeln!(b, "--check {chain} {spec}").unwrap();
-            }
-            b
+            let (table, hook, top) = (layer.table, layer.hook, layer.top);
+            format!("*{table}\n--check {hook} -j {top}\n--check {top} {MARKER}\n")
         })
         .collect()
 }
@@ -188,7 +191,7 @@ fn rewrite(layer: Layer, current: &str, rules: &RuleSet) -> String {
             writeln!(b, "-F {chain}").unwrap();
         }
     }
-    for (chain, spec) in layer.bucket_jumps().iter().chain(&layer.port_rules(rules)) {
+    for (chain, spec) in layer.top_rules().iter().chain(&layer.port_rules(rules)) {
         writeln!(b, "-A {chain} {spec}").unwrap();
     }
     if !jumped(current, layer) {

@@ -194,7 +194,7 @@ fn every_flush_and_deleted_jump_is_noticed() {
     damage.push("ebtables -D FORWARD -j PONT-ISOLATE".into());
     damage.push("ebtables -t nat -D PREROUTING -j PONT-ANTISPOOF".into());
     damage.push("ebtables -t nat -F PONT-ANTISPOOF".into());
-    damage.push("ebtables -D PONT-ISOLATE -i vethc+ -j PONT-ISOLATE-c".into());
+    damage.push("ebtables -F PONT-ISOLATE".into());
     let rules = with_mappings();
     for cmd in damage {
         in_fresh_netns(|| {

@@ -336,6 +336,12 @@ fn ebtables_rules_go_to_buckets_by_port_name() {
     let lines: Vec<&str> = batch.lines().collect();
     let has = |line: &str| lines.contains(&line);
     assert!(has(":PONT-ANTISPOOF RETURN") && has(":PONT-ANTISPOOF-f RETURN"));
+    let first = |top: &str| lines.iter().find(|l| l.starts_with(&format!("-A {top} ")));
+    assert_eq!(
+        first("PONT-ANTISPOOF"),
+        Some(&"-A PONT-ANTISPOOF -j CONTINUE")
+    );
+    assert_eq!(first("PONT-ISOLATE"), Some(&"-A PONT-ISOLATE -j CONTINUE"));
     assert!(
         has("-A PONT-ANTISPOOF -i veth7+ -j PONT-ANTISPOOF-7"),
         "{batch}"
