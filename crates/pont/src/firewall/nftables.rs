@@ -93,10 +93,17 @@ const SETS: [(&str, &str); 8] = [
     ),
 ];
 
-const STATIC_RULES: [(&str, &str); 21] = [
+// Every packet walks `guard` and `forward`, and every frame from a container
+// port `antispoof`: their rules test the cheap match first and let an
+// accepted flow go before its last set lookups. Per data packet and its ACK
+// of a flow from the LAN to a published port that is 4 set lookups instead
+// of 10, container to container 8 instead of 16 (perf, bench's iperf3 paths:
+// pont's chains from about 4.5 % to 3.2 % and 7 % to 5.5 % of the CPU).
+const STATIC_RULES: [(&str, &str); 22] = [
     // A container must not reach the host's loopback services through the
-    // route_localnet that its bridge has (for 127.0.0.1 port mappings).
-    ("guard", "iifname @bridges ip daddr 127.0.0.0/8 counter drop"),
+    // route_localnet that its bridge has (for 127.0.0.1 port mappings). The
+    // address first: other packets skip the set lookup.
+    ("guard", "ip daddr 127.0.0.0/8 iifname @bridges counter drop"),
     // Published ports. Loopback-bound mappings are for the host alone: only
     // locally made packets (output chain) are translated to them.
     ("prerouting", "ip daddr 127.0.0.0/8 return"),
@@ -111,6 +118,10 @@ const STATIC_RULES: [(&str, &str); 21] = [
     // Before the accepts into bridges, or a DNATed packet from an internal
     // network would be let into another network's bridge.
     ("forward", "iifname @internal_bridges jump from_internal"),
+    // Past that point an established or related packet was accepted anyway,
+    // by to_bridge's first rule or by the policy: accepting it here spares
+    // the lookup below. Not earlier: from_internal drops replies too.
+    ("forward", "ct state established,related accept"),
     ("forward", "oifname @bridges jump to_bridge"),
     // Into a container: replies, published ports, its own network (if icc), nothing else.
     ("to_bridge", "ct state established,related accept"),
@@ -264,7 +275,10 @@ const ANTISPOOF_SETS: [(&str, &str); 3] = [
     ("port_addrs", "type ifname . ipv4_addr;"),
 ];
 
-const ANTISPOOF_RULES: [&str; 6] = [
+const ANTISPOOF_RULES: [&str; 7] = [
+    // An untagged IPv4 frame with its port's MAC and address: what the rules
+    // below would let through, in two lookups instead of three.
+    "ether type ip iifname . ether saddr @port_macs iifname . ip saddr @port_addrs return",
     "iifname != @guarded_ports return",
     "ether type { 8021q, 8021ad } counter drop",
     "iifname . ether saddr != @port_macs counter drop",
