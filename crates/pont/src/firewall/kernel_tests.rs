@@ -9,7 +9,9 @@ fn sample() -> RuleSet {
     super::iptables::tests::with_mappings()
 }
 
-fn sh(cmd: &str) -> String {
+/// Run `cmd` with `sh -c` (in the calling thread's namespace); its stdout, or
+/// a failed test naming the command and its stderr.
+pub(crate) fn sh(cmd: &str) -> String {
     let out = Command::new("sh")
         .args(["-c", cmd])
         .output()

@@ -4,10 +4,10 @@
 //! chosen ones deleted while the others stay.
 
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::process::Command;
 
 use super::ctnetlink::{self, Entry, Narrowing};
 use super::*;
+use crate::firewall::kernel_tests::sh;
 use crate::firewall::tool;
 use crate::model::PortRange;
 use crate::netlink::tests::in_fresh_netns;
@@ -26,19 +26,6 @@ const RULES: &str = "table ip t {
 
 /// Entries that no mapping of 127.0.0.2 translated: they must stay.
 const UNRELATED: usize = 100;
-
-fn sh(cmd: &str) -> String {
-    let out = Command::new("sh")
-        .args(["-c", cmd])
-        .output()
-        .expect("sh runs");
-    assert!(
-        out.status.success(),
-        "{cmd}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn mapping(host: u16, container: u16, protocol: Protocol) -> PortMapping {
     PortMapping {

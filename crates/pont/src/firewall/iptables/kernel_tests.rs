@@ -1,26 +1,12 @@
 //! The iptables backend's port blocks, ebtables buckets and presence check
 //! against the real kernel, each test in a fresh network namespace.
 
-use std::process::Command;
-
 use super::tests::with_mappings;
 use super::*;
+use crate::firewall::kernel_tests::sh;
 use crate::firewall::{Backend, EndpointRules, MappingRules};
 use crate::model::{PortMapping, PortRange, Protocol};
 use crate::netlink::tests::in_fresh_netns;
-
-fn sh(cmd: &str) -> String {
-    let out = Command::new("sh")
-        .args(["-c", cmd])
-        .output()
-        .expect("sh runs");
-    assert!(
-        out.status.success(),
-        "{cmd}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Every rule and chain of iptables and ebtables, sorted (the order of
 /// groups in a chain is not meaningful here), without counters or dates.

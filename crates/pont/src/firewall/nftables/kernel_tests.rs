@@ -2,25 +2,11 @@
 //! case in fresh network namespaces: what `nft list` shows after a native
 //! change must be what the text path (`render_change` through `nft -f`) gives.
 
-use std::process::Command;
-
 use super::*;
+use crate::firewall::kernel_tests::sh;
 use crate::firewall::{EndpointRules, MappingRules};
 use crate::model::{PortMapping, PortRange, Protocol};
 use crate::netlink::tests::in_fresh_netns;
-
-fn sh(cmd: &str) -> String {
-    let out = Command::new("sh")
-        .args(["-c", cmd])
-        .output()
-        .expect("sh runs");
-    assert!(
-        out.status.success(),
-        "{cmd}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn nft(batch: &str) {
     tool::run("nft", &["-f", "-"], batch).unwrap();
