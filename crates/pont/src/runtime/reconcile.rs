@@ -49,7 +49,7 @@ impl Runtime {
             store.rebuild_indexes(lock, &containers)?;
             done.push("rebuilt the name, address and port indexes from the records".into());
         }
-        for rec in store.containers()? {
+        for rec in containers {
             done.extend(self.reconcile_container(lock, rec)?);
         }
         if rebuild || !done.is_empty() {
