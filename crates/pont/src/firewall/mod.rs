@@ -27,9 +27,10 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Call last in a process that changed the firewall, right before it exits:
-/// the kernel makes the last close of a netfilter socket after a deletion
-/// wait for a grace period (6-15 ms) before the deleted elements' memory is
-/// freed; this leaves that wait to a short-lived child instead of the caller
+/// the kernel makes the last close of a netfilter socket wait, holding the
+/// namespace's nf_tables commit mutex, until the deleted elements of recent
+/// commits are freed after a grace period (6-15 ms); this hands the socket to
+/// a short-lived keeper process that closes it once the namespace is quiet
 /// (see `nfnl::close_in_background`).
 pub fn release_before_exit() {
     nfnl::close_in_background();

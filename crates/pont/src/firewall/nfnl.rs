@@ -16,6 +16,7 @@
 //! [`attr::Writer`], replies are read with [`attr`]'s finders.
 
 pub mod attr;
+mod keeper;
 
 #[cfg(test)]
 mod tests;
@@ -162,10 +163,12 @@ struct Owner {
 /// net/netfilter/nf_tables_api.c; it does so because the release may have to
 /// destroy tables the socket owns). Closing right after a deletion therefore
 /// waits out the rest of a grace period: 6-15 ms here, most of a teardown's
-/// firewall time. Kept open, the socket is closed when the thread ends, by
-/// which time the grace period has run alongside the caller's other work; a
-/// process that exits at once still waits for it then. A socket that failed
-/// to send or read is not kept: what it holds is unknown.
+/// firewall time, and it waits holding the namespace's commit mutex, so any
+/// other process's commit waits too. Kept open, the socket is closed when the
+/// thread ends, by which time the grace period has run alongside the
+/// caller's other work; a process that exits hands it to the keeper
+/// ([`close_in_background`]). A socket that failed to send or read is not
+/// kept: what it holds is unknown.
 pub fn with_socket<T>(f: impl FnOnce(&mut Nfnl) -> Result<T, NfnlError>) -> Result<T, NfnlError> {
     let netns = current_netns().map_err(|source| NfnlError::Socket {
         op: "find the namespace of",
@@ -194,52 +197,21 @@ pub fn with_socket<T>(f: impl FnOnce(&mut Nfnl) -> Result<T, NfnlError>) -> Resu
     })
 }
 
-/// For a process about to exit: close this thread's kept socket without
-/// waiting. After a deletion the close waits out the rest of the kernel's
-/// grace period (see [`with_socket`]), which only delays the freeing of the
-/// deleted elements' memory: the change itself is committed and acked. So a
-/// child forked here holds the last reference and closes it once this
-/// process has let go of its own, then exits; the caller returns at once.
-/// The child keeps no other descriptor (no pipe of the caller's stays open,
-/// no lock). Nothing is forked if nothing was deleted: then the close is
-/// instant.
+/// For a process about to exit: let go of this thread's kept socket without
+/// making anyone wait. Its last close would take the namespace's commit
+/// mutex and wait for the destroy worker (see [`with_socket`]); the keeper
+/// ([`keeper`]) takes it over instead and closes it when the namespace is
+/// quiet. A keeper is started only if this socket deleted something; one
+/// that already runs takes any socket, since its release would wait for
+/// the deletions of others just the same.
 pub fn close_in_background() {
     let Some((owner, nl)) = SOCKET.with(|slot| slot.borrow_mut().take()) else {
         return;
     };
-    if owner.pid != std::process::id() || !nl.deleted {
-        return; // dropping closes it (an inherited copy: ours only)
+    if owner.pid == std::process::id() {
+        keeper::hand_over(nl.socket.as_raw_fd(), nl.deleted);
     }
-    let socket = nl.socket.as_raw_fd();
-    let Ok((parent_gone, parent_end)) = nix::unistd::pipe() else {
-        return;
-    };
-    // SAFETY: the child calls only async-signal-safe functions (close_range,
-    // read, close, _exit) before it exits, so it is sound even if another
-    // thread held a lock at the fork.
-    match unsafe { nix::unistd::fork() } {
-        Ok(nix::unistd::ForkResult::Child) => {
-            close_all_but(&[socket, parent_gone.as_raw_fd()]);
-            let mut byte = [0u8; 1];
-            // EOF once the parent closed its end: it no longer has the socket.
-            // SAFETY: reads into a local buffer from a descriptor this process owns.
-            while unsafe { libc::read(parent_gone.as_raw_fd(), byte.as_mut_ptr().cast(), 1) } < 0
-                && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
-            {}
-            // SAFETY: closes the last reference to the socket, then ends the
-            // child without running the parent's exit handlers.
-            unsafe {
-                libc::close(socket);
-                libc::_exit(0)
-            }
-        }
-        Ok(nix::unistd::ForkResult::Parent { .. }) => {
-            drop(nl);
-            drop(parent_end);
-        }
-        // No child: close it here, and wait.
-        Err(_) => drop(nl),
-    }
+    // Dropping closes our copy: the last one unless the keeper took it.
 }
 
 /// Close every descriptor but `keep`.
