@@ -173,6 +173,15 @@ def processes_in_netns(ns_link):
     return out
 
 
+def comm(pid):
+    """A process's command name, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
 def meminfo_kb():
     out = {}
     with open("/proc/meminfo") as f:

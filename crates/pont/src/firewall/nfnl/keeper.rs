@@ -220,61 +220,58 @@ fn keeper_address() -> (libc::sockaddr_un, libc::socklen_t) {
 
 /// Send one byte with `fd` attached (SCM_RIGHTS).
 fn send_fd(conn: RawFd, fd: RawFd) -> io::Result<()> {
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    let mut control = ControlBuffer::new();
-    // SAFETY: msghdr is plain data; the pointers set below outlive the call.
-    let mut msg: libc::msghdr = unsafe { zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.bytes.as_mut_ptr().cast();
-    msg.msg_controllen = control.bytes.len();
-    // SAFETY: the control buffer has room for one header and one descriptor
-    // (CMSG_SPACE of an int), so the first header is in bounds.
-    unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::SOL_SOCKET;
-        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<RawFd>() as u32) as usize;
-        ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
-    }
-    // SAFETY: a fully set up msghdr on our own socket.
-    let sent = unsafe { libc::sendmsg(conn, &msg, libc::MSG_NOSIGNAL) };
-    check(sent as libc::c_int)
+    with_message(|msg| {
+        // SAFETY: the control buffer has room for one header and one
+        // descriptor (CMSG_SPACE of an int), so the first header is in bounds.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<RawFd>() as u32) as usize;
+            ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
+        }
+        // SAFETY: a fully set up msghdr on our own socket.
+        let sent = unsafe { libc::sendmsg(conn, msg, libc::MSG_NOSIGNAL) };
+        check(sent as libc::c_int)
+    })
 }
 
 /// Receive the descriptor a peer sent with [`send_fd`].
 fn receive_fd(conn: RawFd) -> Option<RawFd> {
+    with_message(|msg| {
+        // SAFETY: a fully set up msghdr on our own socket.
+        let got = unsafe { libc::recvmsg(conn, msg, libc::MSG_CMSG_CLOEXEC) };
+        if got <= 0 {
+            return None;
+        }
+        // SAFETY: the kernel filled in msg's control part; the header is
+        // checked for being SCM_RIGHTS before its data is read.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(msg);
+            let rights = !cmsg.is_null()
+                && (*cmsg).cmsg_level == libc::SOL_SOCKET
+                && (*cmsg).cmsg_type == libc::SCM_RIGHTS
+                && (*cmsg).cmsg_len >= libc::CMSG_LEN(size_of::<RawFd>() as u32) as usize;
+            rights.then(|| ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>()))
+        }
+    })
+}
+
+/// Run `f` with a message of one data byte and room for one descriptor.
+fn with_message<T>(f: impl FnOnce(&mut libc::msghdr) -> T) -> T {
     let mut byte = [0u8; 1];
     let mut iov = libc::iovec {
         iov_base: byte.as_mut_ptr().cast(),
         iov_len: 1,
     };
     let mut control = ControlBuffer::new();
-    // SAFETY: as in send_fd.
+    // SAFETY: msghdr is plain data; the pointers set below outlive `f`.
     let mut msg: libc::msghdr = unsafe { zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.bytes.as_mut_ptr().cast();
     msg.msg_controllen = control.bytes.len();
-    // SAFETY: a fully set up msghdr on our own socket.
-    let got = unsafe { libc::recvmsg(conn, &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    if got <= 0 {
-        return None;
-    }
-    // SAFETY: the kernel filled in msg's control part; headers are checked
-    // for being SCM_RIGHTS before their data is read.
-    unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        let rights = !cmsg.is_null()
-            && (*cmsg).cmsg_level == libc::SOL_SOCKET
-            && (*cmsg).cmsg_type == libc::SCM_RIGHTS
-            && (*cmsg).cmsg_len >= libc::CMSG_LEN(size_of::<RawFd>() as u32) as usize;
-        rights.then(|| ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>()))
-    }
+    f(&mut msg)
 }
 
 /// Room for one control message carrying one descriptor, aligned as cmsghdr.
@@ -298,6 +295,11 @@ impl ControlBuffer {
 }
 
 fn peer_uid(conn: RawFd) -> io::Result<libc::uid_t> {
+    peer_cred(conn).map(|cred| cred.uid)
+}
+
+/// Who made the other end of `conn` (for a listener: who called listen).
+fn peer_cred(conn: RawFd) -> io::Result<libc::ucred> {
     // SAFETY: ucred is plain data.
     let mut cred: libc::ucred = unsafe { zeroed() };
     let mut len = size_of::<libc::ucred>() as libc::socklen_t;
@@ -312,7 +314,7 @@ fn peer_uid(conn: RawFd) -> io::Result<libc::uid_t> {
         )
     };
     check(rc)?;
-    Ok(cred.uid)
+    Ok(cred)
 }
 
 fn current_euid() -> libc::uid_t {
@@ -380,21 +382,7 @@ mod tests {
         // SAFETY: valid address of `len` bytes.
         let rc = unsafe { libc::connect(conn.as_raw_fd(), ptr::from_ref(&addr).cast(), len) };
         check(rc).ok()?;
-        // SAFETY: ucred is plain data, written by getsockopt.
-        let mut cred: libc::ucred = unsafe { zeroed() };
-        let mut len = size_of::<libc::ucred>() as libc::socklen_t;
-        // SAFETY: as in peer_uid.
-        let rc = unsafe {
-            libc::getsockopt(
-                conn.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_PEERCRED,
-                ptr::from_mut(&mut cred).cast(),
-                &mut len,
-            )
-        };
-        check(rc).ok()?;
-        Some(cred.pid)
+        Some(peer_cred(conn.as_raw_fd()).ok()?.pid)
     }
 
     /// Whether `pid` holds the socket `inode` within a second (a handed-over
