@@ -49,6 +49,12 @@ def parse_args():
         "pont-run-iptables, netavark, cni; throughput always brings its reference, and "
         "bare there pairs the reference with itself); default all but bare",
     )
+    p.add_argument(
+        "--iperf-pairs",
+        type=int,
+        default=15,
+        help="throughput pairs per path (default 15; more narrow the confidence interval)",
+    )
     p.add_argument("--quick", action="store_true", help="small sizes, one repeat: checks the harness in a minute")
     p.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
     p.add_argument("--run-id", default=str(os.getpid()), help=argparse.SUPPRESS)
@@ -92,7 +98,7 @@ def plan(args):
             # Many short pairs: on two shared cores the load drifts within
             # seconds, and 15 pairs of 1 s came out steadier in A/A runs
             # (reference against reference) than 7 of 2 s.
-            "pairs": 1 if q else 15,
+            "pairs": 1 if q else args.iperf_pairs,
             "seconds": 1,
             # Paths only the reference has (informative, not compared).
             "reference_runs": 1 if q else 3,
