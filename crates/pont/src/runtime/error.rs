@@ -1,3 +1,4 @@
+use super::host_sockets::HostSocketsError;
 use crate::cgroup::CgroupError;
 use crate::container::ContainerError;
 use crate::engine::EngineError;
@@ -16,6 +17,8 @@ pub enum RuntimeError {
     Cgroup(#[from] CgroupError),
     #[error(transparent)]
     Limits(#[from] LimitsError),
+    #[error(transparent)]
+    HostSockets(#[from] HostSocketsError),
     #[error("container {0} has no cgroup (it was started before pont made cgroups): restart it")]
     NoCgroup(String),
     #[error("no such container: {0}")]

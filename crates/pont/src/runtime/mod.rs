@@ -15,6 +15,7 @@ mod run;
 mod system;
 
 pub use error::RuntimeError;
+pub use host_sockets::HostSocketsError;
 pub use limits::ContainerStats;
 pub use run::{NetworkChoice, RunRequest};
 pub use system::Finding;
