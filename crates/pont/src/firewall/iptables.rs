@@ -27,6 +27,7 @@
 
 mod dnat;
 mod ebtables;
+mod native;
 mod presence;
 
 use std::collections::{BTreeSet, HashSet};
@@ -139,13 +140,38 @@ fn render_rule_change(before: &RuleSet, after: &RuleSet) -> String {
 /// its first or last mapping, and the container's ebtables rules likewise.
 /// `-D` of a rule that is not there fails the batch, which tells the caller
 /// to rewrite from the records.
+///
+/// On iptables-nft 1.8.9 all of it goes over nfnetlink, with no process, as
+/// one transaction ([`native`]).
 pub fn apply_container_change(before: &RuleSet, after: &RuleSet) -> Result<(), FirewallError> {
     let change = dnat::ContainerChange::new(&before.mappings, &after.mappings);
-    side_by_side(&ebtables::change_batch(before, after), || {
+    let layer2 = ebtables::port_changes(before, after);
+    if native::mode() == native::Mode::Native {
+        if let Some(done) = native::apply_container_change(&change, &layer2) {
+            return done;
+        }
+    }
+    let native_probe = native::mode() != native::Mode::Tools;
+    container_change_with_tools(&change, &layer2, native_probe)
+}
+
+/// [`apply_container_change`] by `iptables-restore` and `ebtables-restore`,
+/// the port blocks probed with dumps (`native_probe`) or `iptables -S`.
+fn container_change_with_tools(
+    change: &dnat::ContainerChange,
+    layer2: &[ebtables::PortChange],
+    native_probe: bool,
+) -> Result<(), FirewallError> {
+    side_by_side(&ebtables::render_changes(layer2), || {
         if change.is_empty() {
             return Ok(());
         }
-        restore(&change.render(&change.probe()?))
+        let probed = if native_probe {
+            native::probe(change)?
+        } else {
+            change.probe()?
+        };
+        restore(&change.render(&probed))
     })
 }
 
@@ -179,10 +205,7 @@ fn render_change(old: &[Rule], new: &[Rule], chains: &ChainChange) -> String {
         let of_chain = rules.iter().filter(|r| r.chain == chain);
         of_chain.map(|r| r.spec.clone()).collect()
     };
-    // Sets, not `Vec::contains`: with 10000 published ports a quadratic
-    // comparison took seconds per change (bench/run.sh, k-th mapping).
-    let (old_set, new_set): (HashSet<&Rule>, HashSet<&Rule>) =
-        (old.iter().collect(), new.iter().collect());
+    let (gone, come) = difference(old, new);
     let mut b = String::new();
     for table in TABLES {
         let mut body = String::new();
@@ -200,19 +223,11 @@ fn render_change(old: &[Rule], new: &[Rule], chains: &ChainChange) -> String {
                 }
             }
         }
-        let unordered = |r: &&Rule| r.table == table && !is_ordered(&r.chain);
-        for r in old
-            .iter()
-            .filter(unordered)
-            .filter(|r| !new_set.contains(r))
-        {
+        let unordered = |r: &&&Rule| r.table == table && !is_ordered(&r.chain);
+        for r in gone.iter().filter(unordered) {
             writeln!(body, "-D {} {}", r.chain, r.spec).unwrap();
         }
-        for r in new
-            .iter()
-            .filter(unordered)
-            .filter(|r| !old_set.contains(r))
-        {
+        for r in come.iter().filter(unordered) {
             writeln!(body, "-A {} {}", r.chain, r.spec).unwrap();
         }
         if table == "nat" {
@@ -225,6 +240,18 @@ fn render_change(old: &[Rule], new: &[Rule], chains: &ChainChange) -> String {
         }
     }
     b
+}
+
+/// The rules of `old` not in `new` and those of `new` not in `old`, each in
+/// its order: what a change deletes and appends.
+fn difference<'a>(old: &'a [Rule], new: &'a [Rule]) -> (Vec<&'a Rule>, Vec<&'a Rule>) {
+    // Sets, not `Vec::contains`: with 10000 published ports a quadratic
+    // comparison took seconds per change (bench/run.sh, k-th mapping).
+    let (old_set, new_set): (HashSet<&Rule>, HashSet<&Rule>) =
+        (old.iter().collect(), new.iter().collect());
+    let gone = old.iter().filter(|r| !new_set.contains(r)).collect();
+    let come = new.iter().filter(|r| !old_set.contains(r)).collect();
+    (gone, come)
 }
 
 fn is_ordered(chain: &str) -> bool {

@@ -43,13 +43,21 @@ pub const NFPROTO_BRIDGE: u8 = 7;
 /// nf_tables message types (enum nf_tables_msg_types,
 /// include/uapi/linux/netfilter/nf_tables.h).
 pub mod msg {
+    pub const NEWCHAIN: u8 = 3;
     pub const GETCHAIN: u8 = 4;
+    pub const DELCHAIN: u8 = 5;
+    pub const NEWRULE: u8 = 6;
     pub const GETRULE: u8 = 7;
+    pub const DELRULE: u8 = 8;
     pub const GETSET: u8 = 10;
     pub const NEWSETELEM: u8 = 12;
     pub const GETSETELEM: u8 = 13;
     pub const DELSETELEM: u8 = 14;
+    pub const GETGEN: u8 = 16;
 }
+
+/// NFTA_GEN_ID, the ruleset generation in a GETGEN answer (enum nft_gen_attributes).
+pub const NFTA_GEN_ID: u16 = 1;
 
 /// The nfnetlink subsystems a request can be for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +81,10 @@ const NFNL_SUBSYS_CTNETLINK: u16 = 1;
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
 const NFNL_MSG_BATCH_END: u16 = 0x11;
+/// NFNL_BATCH_GENID: the generation a batch was computed against (enum
+/// nfnl_batch_attributes); the kernel refuses the batch with ERESTART if the
+/// ruleset changed since (Linux 5.5).
+const NFNL_BATCH_GENID: u16 = 1;
 /// `sizeof(struct nlmsghdr)` and `sizeof(struct nfgenmsg)`.
 const NLMSG_HDRLEN: usize = 16;
 const NFGENMSG_LEN: usize = 4;
@@ -647,6 +659,17 @@ impl Default for Batch {
 
 impl Batch {
     pub fn new() -> Batch {
+        Batch::begun(None)
+    }
+
+    /// A batch the kernel applies only if the ruleset is still at generation
+    /// `generation` (what a GETGEN answered before the reads it was computed
+    /// from), as iptables-nft sends its own; else it refuses it with ERESTART.
+    pub fn for_generation(generation: u32) -> Batch {
+        Batch::begun(Some(generation))
+    }
+
+    fn begun(generation: Option<u32>) -> Batch {
         let mut w = Writer::new(Vec::with_capacity(4096));
         let at = begin_message(
             &mut w,
@@ -656,6 +679,9 @@ impl Batch {
             0,
             NFNL_SUBSYS_NFTABLES,
         );
+        if let Some(generation) = generation {
+            w.put_u32_be(NFNL_BATCH_GENID, generation);
+        }
         end_message(&mut w, at);
         Batch {
             w,
@@ -670,7 +696,7 @@ impl Batch {
     pub fn begin(&mut self, kind: u8, family: u8, flags: u16) {
         debug_assert!(self.open.is_none(), "a message is still open");
         let flags = NLM_F_REQUEST | NLM_F_ACK | flags;
-        self.deletes |= kind == msg::DELSETELEM;
+        self.deletes |= matches!(kind, msg::DELSETELEM | msg::DELRULE | msg::DELCHAIN);
         let at = begin_message(&mut self.w, nft_type(kind), flags, 0, family, 0);
         self.open = Some(at);
         self.messages.push(Message {

@@ -35,6 +35,22 @@ pub enum FirewallError {
         detail: Option<String>,
         source: std::io::Error,
     },
+    /// nf_tables refused a rule change of the iptables backend sent over
+    /// nfnetlink; `what` says which (the chain and the rule's text).
+    #[error("nf_tables refused to {what}{}: {source}", detail_suffix(detail))]
+    RuleRefused {
+        what: String,
+        detail: Option<String>,
+        source: std::io::Error,
+    },
+    /// A rule a change of the iptables backend deletes is not installed (as
+    /// when `iptables -D` finds no such rule).
+    #[error("no rule in {table} {chain} to delete: {rule}")]
+    RuleMissing {
+        table: String,
+        chain: String,
+        rule: String,
+    },
     #[error("nf_tables over netlink: {0}")]
     Netlink(#[from] NfnlError),
 }

@@ -169,8 +169,13 @@ impl ContainerChange {
         }
     }
 
+    /// Every rule of the container's, before and after.
+    pub(super) fn rules(&self) -> impl Iterator<Item = &Rule> {
+        self.old.iter().chain(&self.new).map(|(_, rule)| rule)
+    }
+
     /// (rules that go, rules that come), per block; `None` is `PONT-DNAT`.
-    fn delta(&self) -> BTreeMap<Option<Block>, (usize, usize)> {
+    pub(super) fn delta(&self) -> BTreeMap<Option<Block>, (usize, usize)> {
         let old: BTreeSet<&(Option<Block>, Rule)> = self.old.iter().collect();
         let new: BTreeSet<&(Option<Block>, Rule)> = self.new.iter().collect();
         let mut delta: BTreeMap<Option<Block>, (usize, usize)> = BTreeMap::new();
@@ -244,6 +249,14 @@ impl ContainerChange {
     /// left without rules loses both. Deleting a rule that is not there
     /// fails the batch, as it should.
     pub(super) fn render(&self, probed: &Probed) -> String {
+        let (old, new, chains) = self.plan(probed);
+        super::render_change(&old, &new, &chains)
+    }
+
+    /// What [`ContainerChange::render`] writes, as rules: the ones before and
+    /// after (with the jumps of blocks made or emptied) and the chains made
+    /// and removed. Also what the native change makes.
+    pub(super) fn plan(&self, probed: &Probed) -> (Vec<Rule>, Vec<Rule>, ChainChange) {
         let mut old: Vec<Rule> = self.old.iter().map(|(_, r)| r.clone()).collect();
         let mut new: Vec<Rule> = self.new.iter().map(|(_, r)| r.clone()).collect();
         let mut chains = ChainChange::default();
@@ -257,6 +270,6 @@ impl ContainerChange {
                 old.push(block.jump());
             }
         }
-        super::render_change(&old, &new, &chains)
+        (old, new, chains)
     }
 }

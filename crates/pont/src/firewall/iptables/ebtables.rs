@@ -221,20 +221,56 @@ fn removal(layer: Layer, current: &str) -> String {
 /// `-D` of a rule that is not there fails the batch, which tells the caller
 /// to rewrite from the records.
 pub(super) fn change_batch(before: &RuleSet, after: &RuleSet) -> String {
-    let mut batch = String::new();
+    render_changes(&port_changes(before, after))
+}
+
+/// One rule of a container port's that a change deletes or appends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct PortChange {
+    pub table: &'static str,
+    pub delete: bool,
+    pub chain: String,
+    pub spec: String,
+}
+
+/// The rule changes of [`change_batch`], in its order: per table, the
+/// deletions, then the appends.
+pub(super) fn port_changes(before: &RuleSet, after: &RuleSet) -> Vec<PortChange> {
+    let mut out = Vec::new();
     for layer in LAYERS {
         let (old, new) = (layer.port_rules(before), layer.port_rules(after));
         let (old_set, new_set): (BTreeSet<&EbRule>, BTreeSet<&EbRule>) =
             (old.iter().collect(), new.iter().collect());
-        let mut body = String::new();
-        for (chain, spec) in old.iter().filter(|r| !new_set.contains(r)) {
-            writeln!(body, "-D {chain} {spec}").unwrap();
-        }
-        for (chain, spec) in new.iter().filter(|r| !old_set.contains(r)) {
-            writeln!(body, "-A {chain} {spec}").unwrap();
-        }
-        if !body.is_empty() {
-            batch += &format!("*{}\n{body}", layer.table);
+        let change = |delete: bool| {
+            move |(chain, spec): &EbRule| PortChange {
+                table: layer.table,
+                delete,
+                chain: chain.clone(),
+                spec: spec.clone(),
+            }
+        };
+        out.extend(
+            old.iter()
+                .filter(|r| !new_set.contains(r))
+                .map(change(true)),
+        );
+        out.extend(
+            new.iter()
+                .filter(|r| !old_set.contains(r))
+                .map(change(false)),
+        );
+    }
+    out
+}
+
+/// The `ebtables-restore` batch of `changes`.
+pub(super) fn render_changes(changes: &[PortChange]) -> String {
+    let mut batch = String::new();
+    for group in changes.chunk_by(|a, b| a.table == b.table) {
+        batch += &format!("*{}\n", group[0].table);
+        for c in group {
+            let op = if c.delete { "-D" } else { "-A" };
+            writeln!(batch, "{op} {} {}", c.chain, c.spec).unwrap();
         }
     }
     batch

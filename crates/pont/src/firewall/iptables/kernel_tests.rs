@@ -10,7 +10,7 @@ use crate::netlink::tests::in_fresh_netns;
 
 /// Every rule and chain of iptables and ebtables, sorted (the order of
 /// groups in a chain is not meaningful here), without counters or dates.
-fn listing() -> Vec<String> {
+pub(super) fn listing() -> Vec<String> {
     let text = sh("iptables-save; ebtables-save");
     let mut lines: Vec<String> = text
         .lines()
@@ -23,7 +23,7 @@ fn listing() -> Vec<String> {
 
 /// iptables-nft and ebtables-nft make a table's built-in chains when they
 /// first touch it, and leave them: the host's state before pont.
-fn touch_tables() {
+pub(super) fn touch_tables() {
     sh(
         "touch() { iptables -t $1 -A $2 -j ACCEPT && iptables -t $1 -D $2 -j ACCEPT; }; \
         touch filter FORWARD; touch filter INPUT; touch raw PREROUTING; \
@@ -33,7 +33,7 @@ fn touch_tables() {
     );
 }
 
-fn tcp(container: &str, ip: &str, host: (u16, u16), to: u16) -> MappingRules {
+pub(super) fn tcp(container: &str, ip: &str, host: (u16, u16), to: u16) -> MappingRules {
     MappingRules {
         container: container.into(),
         network: "web".into(),
@@ -55,7 +55,7 @@ fn tcp(container: &str, ip: &str, host: (u16, u16), to: u16) -> MappingRules {
 
 /// Container `web2`'s share: a port beside api's 8080 in block 31, one of its
 /// own, and a range across blocks 80 and 81.
-fn web2() -> RuleSet {
+pub(super) fn web2() -> RuleSet {
     let ip = "10.77.1.3";
     RuleSet {
         networks: vec![],
