@@ -5,9 +5,14 @@
 use super::super::kernel_tests::{listing, tcp, touch_tables, web2};
 use super::super::tests::with_mappings;
 use super::super::{container_change_with_tools, dnat, ebtables, RuleSet};
+use super::wire::{NFTA_RULE_HANDLE, NFTA_RULE_TABLE};
 use super::*;
 use crate::firewall::kernel_tests::sh;
+use crate::firewall::nfnl::{attr, msg};
 use crate::netlink::tests::in_fresh_netns;
+
+/// NFTA_RULE_POSITION: in a dump, the handle of the rule before.
+const NFTA_RULE_POSITION: u16 = 6;
 
 /// How a change is made.
 #[derive(Clone, Copy, Debug)]
@@ -60,8 +65,8 @@ fn dumped() -> Vec<Vec<u8>> {
         for rule in rules {
             let mut kept = attr::Writer::default();
             for (kind, value) in attr::iter(&rule) {
-                if kind != NFTA_RULE_HANDLE && kind != 6 {
-                    kept.put(kind, value); // all but the handle and NFTA_RULE_POSITION
+                if kind != NFTA_RULE_HANDLE && kind != NFTA_RULE_POSITION {
+                    kept.put(kind, value);
                 }
             }
             all.push(kept.into_inner());

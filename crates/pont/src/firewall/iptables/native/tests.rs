@@ -2,7 +2,9 @@
 //! shapes it refuses; no kernel needed.
 
 use super::expr;
+use super::wire::write_rule;
 use super::*;
+use crate::firewall::nfnl::attr;
 
 /// (family, table, chain, rule text, payload) of [`sent_by_tools.txt`].
 fn sent_by_tools() -> Vec<(String, String, String, String, Vec<u8>)> {
