@@ -5,8 +5,8 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL};
 use netlink_packet_route::{
     link::{
-        InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute,
-        LinkFlags, LinkInfo, LinkMessage,
+        AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoBridge, InfoBridgePort, InfoData, InfoKind,
+        InfoPortData, InfoPortKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
     },
     RouteNetlinkMessage,
 };
@@ -142,6 +142,51 @@ impl Netlink {
         // ignores IFLA_LINKINFO without an error.
         self.request(ctx, RouteNetlinkMessage::NewLink(message), 0)
             .map(drop)
+    }
+
+    /// Set the hardware address of link `index`, like `ip link set ... address`. A bridge
+    /// given one keeps it (`NET_ADDR_SET`): left with the kernel's, it takes the lowest MAC
+    /// of its ports and changes as ports come and go, scanning every port each time.
+    pub fn set_mac(&mut self, index: u32, mac: [u8; 6]) -> Result<(), NetlinkError> {
+        let ctx = Ctx::new(Op::SetMac, format!("ifindex {index}"));
+        let mut message = link_message(index);
+        message
+            .attributes
+            .push(LinkAttribute::Address(mac.to_vec()));
+        self.set_link(ctx, message)
+    }
+
+    /// Switch IGMP/MLD snooping of bridge `index` on or off, like `ip link set ... type
+    /// bridge mcast_snooping 0|1`. Off, the bridge floods multicast like broadcast.
+    pub fn set_multicast_snooping(&mut self, index: u32, on: bool) -> Result<(), NetlinkError> {
+        let ctx = Ctx::new(Op::SetMulticastSnooping, format!("ifindex {index}"));
+        let mut message = link_message(index);
+        message.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Bridge),
+            LinkInfo::Data(InfoData::Bridge(vec![InfoBridge::MulticastSnooping(on)])),
+        ]));
+        // Like port options, bridge options are applied only by RTM_NEWLINK.
+        self.request(ctx, RouteNetlinkMessage::NewLink(message), 0)
+            .map(drop)
+    }
+
+    /// Give link `index` no IPv6 link-local address, like `ip link set ... addrgenmode
+    /// none`; call it while the link is down, since the kernel makes the address when the
+    /// link comes up. The kernel refuses it at creation (`EAFNOSUPPORT`): it needs a link
+    /// that exists.
+    ///
+    /// Without that address the link sends no duplicate address detection, MLD reports or
+    /// router solicitations. On a bridge port those are multicast, which the bridge copies
+    /// to every other port: work that grows with the number of ports.
+    pub fn set_addrgenmode_none(&mut self, index: u32) -> Result<(), NetlinkError> {
+        let ctx = Ctx::new(Op::SetAddrGenMode, format!("ifindex {index}"));
+        let mut message = link_message(index);
+        message
+            .attributes
+            .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+                vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
+            )]));
+        self.set_link(ctx, message)
     }
 
     /// Set the interface alias (`IFLA_IFALIAS`) of link `index`, like
