@@ -696,3 +696,45 @@ fn ps_lists_newest_first_and_ports_only_while_published() {
     );
     assert_eq!(ps[2]["ports"][0]["host_port"], "8080");
 }
+
+/// What keeps a container's setup from costing more as containers are added
+/// (issue 6): the bridge has its own MAC and no multicast snooping, and neither
+/// end of an endpoint does IPv6 autoconfiguration, whose multicast the bridge
+/// would copy to every port.
+#[test]
+fn endpoints_add_no_per_port_work_to_the_bridge() {
+    let sb = host_only();
+    sb.pont_ok(&["network", "create", "web", "--subnet", "10.77.30.0/24"]);
+    sb.pont_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "quiet",
+        "--network",
+        "web",
+        "--",
+        "sleep",
+        "100",
+    ]);
+    let net = json(&sb.pont_ok(&["network", "inspect", "web"]));
+    let bridge = net["bridge"].as_str().unwrap();
+    let details = sb.run_ok(Ns::Host, &["ip", "-d", "link", "show", bridge]);
+    assert!(details.contains("mcast_snooping 0"), "{details}");
+    assert!(
+        details.contains("link/ether 02:42:0a:4d:1e:01"),
+        "bridge MAC derived from the gateway: {details}"
+    );
+    let veth = inspect(&sb, "quiet")["networks"]["web"]["host_interface"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sysctl = format!("net.ipv6.conf.{veth}.disable_ipv6");
+    assert_eq!(sb.run_ok(Ns::Host, &["sysctl", "-n", &sysctl]).trim(), "1");
+    let inet6 = sb.pont_ok(&[
+        "exec", "quiet", "--", "ip", "-6", "-o", "addr", "show", "eth0",
+    ]);
+    assert_eq!(inet6.trim(), "", "eth0 has no IPv6 address");
+    let ping = sb.pont(&["exec", "quiet", "--", "ping", "-c1", "-W2", "10.77.30.1"]);
+    assert!(ping.status.success(), "the gateway answers over IPv4");
+    sb.pont_ok(&["rm", "-f", "quiet"]);
+}

@@ -82,3 +82,21 @@ pub fn enable_route_localnet(bridge: &str) -> Result<(), EngineError> {
     let path = format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet");
     std::fs::write(&path, b"1").map_err(|source| EngineError::Sysctl { path, source })
 }
+
+/// Switch IPv6 off on `ifname`, the host end of an endpoint, before it comes up.
+/// A bridge port needs no addresses of its own, and with IPv6 on, each one that
+/// comes up makes the kernel add a link-local address, its prefix route and a
+/// multicast route: the routes go into lists shared by every port, so the cost
+/// grows with the containers already there. A host without IPv6 has nothing to
+/// switch off.
+pub fn disable_ipv6(ifname: &str) -> Result<(), EngineError> {
+    let path = format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6");
+    match std::fs::write(&path, b"1") {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !ipv6_present() => Ok(()),
+        result => result.map_err(|source| EngineError::Sysctl { path, source }),
+    }
+}
+
+fn ipv6_present() -> bool {
+    std::path::Path::new("/proc/sys/net/ipv6").exists()
+}

@@ -224,10 +224,22 @@ pub fn bridge_alias(net: &NetworkRecord) -> String {
 pub const BRIDGE_ALIAS_PREFIX: &str = "pont network ";
 
 /// Bridge with the gateway address, up. Removed again if a later step fails.
+///
+/// Two settings keep the cost of each new port from growing with the ports
+/// already there. The bridge gets a MAC of its own (derived from the gateway
+/// address, like an endpoint's): otherwise the kernel scans every port for the
+/// lowest MAC whenever one joins or leaves, and the gateway's MAC changes under
+/// the containers when that port leaves. Multicast snooping is off: with it on,
+/// every port that comes up restarts the query timers of every other port. It
+/// would buy little: pont's networks have no multicast querier, so snooping
+/// forgets a group a few minutes after its members joined (the kernel's
+/// membership interval, 260 s) and floods it from then on, as it does now.
 fn make_bridge(nl: &mut Netlink, net: &NetworkRecord) -> Result<u32, EngineError> {
     let index = nl.create_bridge(&net.bridge, net.mtu)?;
     let configure = |nl: &mut Netlink| -> Result<(), EngineError> {
         nl.set_alias(index, &bridge_alias(net))?;
+        nl.set_mac(index, super::mac_for(net.gateway).0)?;
+        nl.set_multicast_snooping(index, false)?;
         nl.add_address(index, IpAddr::V4(net.gateway), net.subnet.prefix_len())?;
         nl.set_up(index)?;
         host::enable_route_localnet(&net.bridge)
