@@ -1,6 +1,5 @@
 //! Endpoints: one container namespace attached to one network by a veth pair.
 
-use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::BorrowedFd;
 
@@ -31,27 +30,27 @@ impl Engine {
         opts: &AttachOptions,
     ) -> Result<Endpoint, EngineError> {
         // Only live containers hold addresses: one being restarted has exited.
-        let taken = self.store.allocations(&net.name)?;
-        let in_use: BTreeSet<Ipv4Addr> = taken.iter().map(|a| a.ipv4).collect();
-        let macs_in_use: BTreeSet<MacAddr> = taken.iter().map(|a| a.mac).collect();
+        // One small map, however many there are (state/addresses.rs).
+        let held = self.store.address_map(&net.name, net.subnet)?;
         let space = AddressSpace {
             network: &net.name,
             subnet: net.subnet,
             gateway: net.gateway,
             ip_range: net.ip_range,
-            in_use: &in_use,
+            in_use: &held,
         };
         let ipv4 = match opts.ip {
             Some(ip) => space.check_requested(ip)?,
             None => space.allocate(opts.preferred_ip)?,
         };
+        let taken = |mac| self.store.mac_taken(&net.name, mac, &held);
         let mac = match opts.mac {
             Some(mac) => mac,
-            None if !macs_in_use.contains(&mac_for(ipv4)) => mac_for(ipv4),
+            None if !taken(mac_for(ipv4))? => mac_for(ipv4),
             // Taken by another container's --mac: any free one will do.
             None => loop {
                 let mac = MacAddr::random();
-                if !macs_in_use.contains(&mac) {
+                if !taken(mac)? {
                     break mac;
                 }
             },
@@ -163,8 +162,7 @@ fn set_loopback_up(nl: &mut Netlink) -> Result<(), EngineError> {
 /// entries expire, tens of seconds (regression test: ports_live,
 /// replaced_container_is_reached_at_once).
 pub fn mac_for(ipv4: Ipv4Addr) -> MacAddr {
-    let [a, b, c, d] = ipv4.octets();
-    MacAddr([0x02, 0x42, a, b, c, d])
+    MacAddr::derived_from(ipv4)
 }
 
 /// `veth` + 11 random hex digits: 15 bytes, the kernel's limit (IFNAMSIZ - 1).

@@ -121,13 +121,32 @@ pub fn plan_network(
     Ok(gateway)
 }
 
+/// The addresses live endpoints hold on one network, as allocation asks about them.
+pub trait AddressesInUse {
+    fn contains(&self, ip: Ipv4Addr) -> bool;
+
+    /// The first address at or after `from` that is not held (`None`: none up to
+    /// 255.255.255.255). Implementations that can skip held runs should.
+    fn first_free(&self, from: Ipv4Addr) -> Option<Ipv4Addr> {
+        (u32::from(from)..=u32::MAX)
+            .map(Ipv4Addr::from)
+            .find(|ip| !self.contains(*ip))
+    }
+}
+
+impl AddressesInUse for BTreeSet<Ipv4Addr> {
+    fn contains(&self, ip: Ipv4Addr) -> bool {
+        BTreeSet::contains(self, &ip)
+    }
+}
+
 /// What an address request is checked against.
 pub struct AddressSpace<'a> {
     pub network: &'a str,
     pub subnet: Ipv4Net,
     pub gateway: Ipv4Addr,
     pub ip_range: Option<Ipv4Net>,
-    pub in_use: &'a BTreeSet<Ipv4Addr>,
+    pub in_use: &'a dyn AddressesInUse,
 }
 
 impl AddressSpace<'_> {
@@ -144,7 +163,7 @@ impl AddressSpace<'_> {
         if let Some(what) = reserved_role(self.subnet, self.gateway, ip) {
             return Err(IpamError::AddressReserved { ip, network, what });
         }
-        if self.in_use.contains(&ip) {
+        if self.in_use.contains(ip) {
             return Err(IpamError::AddressInUse { ip, network });
         }
         Ok(ip)
@@ -158,17 +177,23 @@ impl AddressSpace<'_> {
                 return Ok(ip);
             }
         }
-        (0..range.size())
-            .filter_map(|i| range.nth(i))
-            .find(|ip| {
-                self.subnet.contains(*ip)
-                    && reserved_role(self.subnet, self.gateway, *ip).is_none()
-                    && !self.in_use.contains(ip)
-            })
-            .ok_or_else(|| IpamError::Exhausted {
-                network: self.network.to_string(),
-                range,
-            })
+        let last = u32::from(range.broadcast());
+        let mut from = Some(range.network());
+        // Held addresses are skipped a run at a time; only the few reserved
+        // ones (network, gateway, broadcast) are stepped over one by one.
+        while let Some(ip) = from.and_then(|f| self.in_use.first_free(f)) {
+            if u32::from(ip) > last {
+                break;
+            }
+            if self.subnet.contains(ip) && reserved_role(self.subnet, self.gateway, ip).is_none() {
+                return Ok(ip);
+            }
+            from = u32::from(ip).checked_add(1).map(Ipv4Addr::from);
+        }
+        Err(IpamError::Exhausted {
+            network: self.network.to_string(),
+            range,
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! Names, MAC addresses and MTUs supplied by users.
 
 use std::fmt;
+use std::net::Ipv4Addr;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -73,6 +74,19 @@ impl MacAddr {
         crate::random_bytes(&mut bytes);
         bytes[0] = (bytes[0] | 0x02) & !0x01;
         MacAddr(bytes)
+    }
+
+    /// 02:42 and the IPv4 address: the MAC an endpoint gets by default (see
+    /// `engine::mac_for`, which says why).
+    pub fn derived_from(ipv4: Ipv4Addr) -> MacAddr {
+        let [a, b, c, d] = ipv4.octets();
+        MacAddr([0x02, 0x42, a, b, c, d])
+    }
+
+    /// The address this MAC is [`MacAddr::derived_from`], if it has that form.
+    pub fn derived_ipv4(&self) -> Option<Ipv4Addr> {
+        let [x, y, a, b, c, d] = self.0;
+        ([x, y] == [0x02, 0x42]).then_some(Ipv4Addr::new(a, b, c, d))
     }
 }
 

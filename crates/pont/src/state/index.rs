@@ -3,15 +3,15 @@
 //!
 //! ```text
 //! ROOT/names/NAME                   the id of the container called NAME
-//! ROOT/allocations/NETWORK/IP,MAC   an endpoint of a live container (content: its id)
+//! ROOT/addresses/NETWORK/...        addresses and MACs of live endpoints (see addresses.rs)
 //! ROOT/ports/PROTO,HOST-IP,HOST-PORTS,CONTAINER-PORTS
 //!                                   a live container's published port (content: its name)
 //! ```
 //!
-//! Choosing an address lists one directory (names only, no file is read),
-//! finding a container by name reads one file. Reading every record instead
-//! cost 28 µs a record, 5.6 ms per read with 200 containers, and a launch read
-//! them three times (docs/benchmarks.md).
+//! Choosing an address reads one small map (addresses.rs), finding a container
+//! by name reads one file. Reading every record instead cost 28 µs a record,
+//! 5.6 ms per read with 200 containers, and a launch read them three times
+//! (docs/benchmarks.md).
 //!
 //! The indexes are derived data: [`Store::save_container`] and
 //! [`Store::remove_container`] keep them in step with the records (index
@@ -21,7 +21,9 @@
 //! rebuild them from the records ([`Store::rebuild_indexes`]), and `pont
 //! system check` compares them with the records. They are written without
 //! fsync: after a power loss every container has stopped, and the rebuild
-//! after a reboot starts from the records.
+//! after a reboot starts from the records. A state root from before the
+//! address maps (with `allocations/` instead) has no `addresses/`, which
+//! [`Store::has_indexes`] reports, so it is rebuilt too.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -39,20 +41,6 @@ use crate::model::{
 pub struct Allocation {
     pub ipv4: Ipv4Addr,
     pub mac: MacAddr,
-}
-
-impl Allocation {
-    fn file_name(&self) -> String {
-        format!("{},{}", self.ipv4, self.mac)
-    }
-
-    fn parse(name: &str) -> Option<Allocation> {
-        let (ip, mac) = name.split_once(',')?;
-        Some(Allocation {
-            ipv4: ip.parse().ok()?,
-            mac: mac.parse().ok()?,
-        })
-    }
 }
 
 /// The endpoints a record holds: those of a container that has not exited.
@@ -112,17 +100,17 @@ fn parse_port_file_name(name: &str) -> Option<PortMapping> {
 }
 
 impl Store {
-    fn allocations_dir(&self, network: &str) -> PathBuf {
-        self.root.join("allocations").join(network)
-    }
-
     fn name_path(&self, name: &str) -> PathBuf {
         self.root.join("names").join(name)
     }
 
     /// Addresses and MACs held on `network` by live containers.
     pub fn allocations(&self, network: &str) -> Result<Vec<Allocation>, StateError> {
-        list_names(&self.allocations_dir(network), Allocation::parse)
+        Ok(self
+            .held_on(network)?
+            .into_iter()
+            .map(|(ipv4, mac)| Allocation { ipv4, mac })
+            .collect())
     }
 
     /// Every published port of a live container (its owner is read only on
@@ -140,8 +128,8 @@ impl Store {
     /// How many endpoints live containers hold, on every network.
     pub fn allocation_count(&self) -> Result<usize, StateError> {
         let mut count = 0;
-        for net in self.network_names()? {
-            count += self.allocations(&net)?.len();
+        for net in self.address_networks()? {
+            count += self.held_count(&net)?;
         }
         Ok(count)
     }
@@ -173,10 +161,7 @@ impl Store {
             .iter()
             .filter(|e| !before.contains(e))
         {
-            let path = self
-                .allocations_dir(&ep.network)
-                .join(allocation(ep).file_name());
-            self.write_index_file(path, &new.id)?;
+            self.hold_address(ep, &new.id)?;
         }
         let before = live_ports(old);
         for m in live_ports(Some(new)).iter().filter(|m| !before.contains(m)) {
@@ -199,14 +184,19 @@ impl Store {
             files::remove_file(&self.name_path(&old.name))?;
         }
         let after = live_endpoints(new);
+        // An endpoint that changed keeps what the new one still holds: only an
+        // address or MAC that no endpoint of `new` has on that network goes.
         for ep in live_endpoints(Some(old))
             .iter()
             .filter(|e| !after.contains(e))
         {
-            let path = self
-                .allocations_dir(&ep.network)
-                .join(allocation(ep).file_name());
-            files::remove_file(&path)?;
+            let on_net = || after.iter().filter(|a| a.network == ep.network);
+            if !on_net().any(|a| a.mac == ep.mac) {
+                self.release_mac(ep)?;
+            }
+            if !on_net().any(|a| a.ipv4 == ep.ipv4) {
+                self.release_ipv4(ep)?;
+            }
         }
         let after = live_ports(new);
         for m in live_ports(Some(old)).iter().filter(|m| !after.contains(m)) {
@@ -227,7 +217,8 @@ impl Store {
         _lock: &Lock,
         containers: &[ContainerRecord],
     ) -> Result<(), StateError> {
-        for dir in ["names", "allocations", "ports"].map(|d| self.root.join(d)) {
+        // `allocations/` is the address index of state roots from before the maps.
+        for dir in ["names", "allocations", "addresses", "ports"].map(|d| self.root.join(d)) {
             match fs::remove_dir_all(&dir) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
                     return Err(StateError::io("remove", &dir)(e))
@@ -235,8 +226,9 @@ impl Store {
                 _ => {}
             }
         }
-        let names = self.root.join("names");
-        fs::create_dir_all(&names).map_err(StateError::io("create directory", &names))?;
+        for dir in ["names", "addresses"].map(|d| self.root.join(d)) {
+            fs::create_dir_all(&dir).map_err(StateError::io("create directory", &dir))?;
+        }
         for c in containers {
             self.index_additions(None, c)?;
         }
@@ -245,7 +237,7 @@ impl Store {
 
     /// Whether the indexes say what `containers` (every record) call for.
     pub fn indexes_match(&self, containers: &[ContainerRecord]) -> Result<bool, StateError> {
-        let mut networks: BTreeSet<String> = self.network_names()?.into_iter().collect();
+        let mut networks: BTreeSet<String> = self.address_networks()?.into_iter().collect();
         let mut want: BTreeSet<(String, Allocation)> = BTreeSet::new();
         for c in containers {
             if self.id_by_name(&c.name)?.as_deref() != Some(c.id.as_str()) {
@@ -274,9 +266,10 @@ impl Store {
         Ok(have == want && names == containers.len() && ports_have == ports_want)
     }
 
-    /// Whether this state root has its indexes (one written before them has none).
+    /// Whether this state root has its indexes (one written before them, or
+    /// before the address maps, has none).
     pub fn has_indexes(&self) -> bool {
-        self.root.join("names").is_dir()
+        self.root.join("names").is_dir() && self.root.join("addresses").is_dir()
     }
 
     /// Whether the host booted since the last full reconciliation noted the
@@ -289,13 +282,6 @@ impl Store {
     pub fn note_boot(&self, _lock: &Lock) -> Result<(), StateError> {
         let path = self.root.join("boot_id");
         fs::write(&path, current_boot_id()?).map_err(StateError::io("write", &path))
-    }
-
-    /// Names of the networks with an allocation directory.
-    fn network_names(&self) -> Result<Vec<String>, StateError> {
-        list_names(&self.root.join("allocations"), |name| {
-            Some(name.to_string())
-        })
     }
 }
 

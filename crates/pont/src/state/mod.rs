@@ -17,7 +17,7 @@
 //!
 //! The lock file also says whether its last holder died holding it (see [`Lock`]).
 //!
-//!   names/, allocations/        indexes derived from the container records (see index.rs)
+//!   names/, addresses/, ports/  indexes derived from the container records (see index.rs)
 //! ```
 //!
 //! Every record is written to a temporary file in the same directory and
@@ -28,11 +28,13 @@
 //! anyway, an fsync costs 1-20 ms on a busy disk and a launch writes its record
 //! twice, and after the reboot pont marks every container exited.
 
+mod addresses;
 mod files;
 mod index;
 mod lock;
 mod validate;
 
+pub use addresses::AddressMap;
 pub use index::Allocation;
 pub use lock::Lock;
 

@@ -303,8 +303,13 @@ fn indexes_are_rebuilt_from_the_records() {
     let mut one = container(&"c".repeat(64), "one");
     one.endpoints = vec![endpoint("web", "10.1.0.7")];
     store.save_container(&lock, &one).unwrap();
-    // What a crash between an index entry and its record leaves: a stale entry.
-    std::fs::write(root.join("allocations/web/10.1.0.9,02:42:0a:01:00:09"), "x").unwrap();
+    // What a crash between an index entry and its record leaves: a stale entry
+    // (10.1.0.9 in web's address map: byte 1, bit 1).
+    let map = root.join("addresses/web/10.1.0.0-24");
+    let mut bits = std::fs::read(&map).unwrap();
+    bits.resize(2, 0);
+    bits[1] |= 0b10;
+    std::fs::write(&map, bits).unwrap();
     std::fs::write(root.join("names/ghost"), "d".repeat(64)).unwrap();
     let all = store.containers().unwrap();
     assert!(!store.indexes_match(&all).unwrap());
@@ -316,5 +321,75 @@ fn indexes_are_rebuilt_from_the_records() {
     assert!(store.indexes_match(&all).unwrap());
     assert_eq!(held(&store, "web"), ["10.1.0.7"]);
     assert!(store.has_indexes());
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn a_root_with_the_old_address_index_is_rebuilt() {
+    let root = temp_root("old-index");
+    let store = Store::open(&root).unwrap();
+    let lock = store.lock().unwrap();
+    // What the previous layout left: names/ and allocations/, no addresses/.
+    std::fs::create_dir_all(root.join("names")).unwrap();
+    std::fs::create_dir_all(root.join("allocations/web")).unwrap();
+    std::fs::write(root.join("allocations/web/10.1.0.9,02:42:0a:01:00:09"), "x").unwrap();
+    assert!(!store.has_indexes());
+    store.rebuild_indexes(&lock, &[]).unwrap();
+    assert!(store.has_indexes());
+    assert!(!root.join("allocations").exists(), "the old index is gone");
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn address_map_and_mac_entries_follow_the_endpoints() {
+    let root = temp_root("addresses");
+    let store = Store::open(&root).unwrap();
+    let lock = store.lock().unwrap();
+    let subnet: Ipv4Net = "10.1.0.0/24".parse().unwrap();
+    let (a, b, c) = ("a".repeat(64), "b".repeat(64), "c".repeat(64));
+    let mut one = container(&a, "one");
+    one.endpoints = vec![endpoint("web", "10.1.0.2")];
+    store.save_container(&lock, &one).unwrap();
+    // Two containers given the same --mac (which nothing forbids): each is indexed.
+    let own = crate::model::MacAddr([0x02, 0, 0, 0, 0, 7]);
+    let mut two = container(&b, "two");
+    two.endpoints = vec![endpoint("web", "10.1.0.3")];
+    two.endpoints[0].mac = own;
+    store.save_container(&lock, &two).unwrap();
+    let mut three = container(&c, "three");
+    three.endpoints = vec![endpoint("web", "10.1.0.4")];
+    three.endpoints[0].mac = own;
+    store.save_container(&lock, &three).unwrap();
+
+    let held = store.address_map("web", subnet).unwrap();
+    use crate::ipam::AddressesInUse;
+    assert!(held.contains("10.1.0.2".parse().unwrap()));
+    assert_eq!(
+        held.first_free("10.1.0.2".parse().unwrap()),
+        "10.1.0.5".parse().ok()
+    );
+    assert!(store.mac_taken("web", own, &held).unwrap());
+    let derived = crate::engine::mac_for("10.1.0.2".parse().unwrap());
+    assert!(store.mac_taken("web", derived, &held).unwrap());
+    let free = crate::engine::mac_for("10.1.0.9".parse().unwrap());
+    assert!(!store.mac_taken("web", free, &held).unwrap());
+    let all = store.containers().unwrap();
+    assert!(store.indexes_match(&all).unwrap());
+    assert_eq!(store.allocation_count().unwrap(), 3);
+
+    store.remove_container(&lock, &b).unwrap();
+    let held = store.address_map("web", subnet).unwrap();
+    assert!(!held.contains("10.1.0.3".parse().unwrap()));
+    assert!(
+        store.mac_taken("web", own, &held).unwrap(),
+        "three still has it"
+    );
+    store.remove_container(&lock, &c).unwrap();
+    let held = store.address_map("web", subnet).unwrap();
+    assert!(!store.mac_taken("web", own, &held).unwrap());
+    assert!(!root.join("addresses/web").join(own.to_string()).exists());
+    assert_eq!(store.allocation_count().unwrap(), 1);
+    let all = store.containers().unwrap();
+    assert!(store.indexes_match(&all).unwrap());
     std::fs::remove_dir_all(&root).unwrap();
 }
