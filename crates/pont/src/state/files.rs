@@ -19,20 +19,37 @@ pub enum Durability {
     Kernel,
 }
 
+/// What becomes of the version a write replaces.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Previous {
+    /// Deleted, by the rename that puts the new version in place.
+    Drop,
+    /// Kept as `.NAME.prev` until the next write, which deletes it instead. For
+    /// files rewritten in quick succession (a container record, twice per
+    /// launch): on ext4 without a journal, as on the machines pont is measured
+    /// on, the kernel skips every inode deleted in the last 60 s (360 s while
+    /// its inode table block is dirty) each time it allocates one in the same
+    /// block group (fs/ext4/ialloc.c, `recently_deleted`), so a deletion per
+    /// launch made each later launch's file creations slower.
+    Keep,
+}
+
 pub fn write_atomic<T: Serialize>(
     path: &Path,
     value: &T,
     durability: Durability,
+    previous: Previous,
 ) -> Result<(), StateError> {
     let mut bytes = serde_json::to_vec_pretty(value).expect("records always serialize");
     bytes.push(b'\n');
-    write_bytes_atomic(path, &bytes, durability)
+    write_bytes_atomic(path, &bytes, durability, previous)
 }
 
 pub fn write_bytes_atomic(
     path: &Path,
     bytes: &[u8],
     durability: Durability,
+    previous: Previous,
 ) -> Result<(), StateError> {
     let dir = path.parent().expect("state files live in a directory");
     let name = path
@@ -40,14 +57,20 @@ pub fn write_bytes_atomic(
         .expect("state files have a name")
         .to_string_lossy();
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let prev = dir.join(format!(".{name}.prev"));
     let write = || -> io::Result<()> {
         let mut file = File::create(&tmp)?;
         file.write_all(bytes)?;
-        if durability == Durability::Kernel {
-            return fs::rename(&tmp, path);
+        if durability == Durability::Disk {
+            file.sync_all()?;
         }
-        file.sync_all()?;
+        if previous == Previous::Keep {
+            keep_as(path, &prev)?;
+        }
         fs::rename(&tmp, path)?;
+        if durability == Durability::Kernel {
+            return Ok(());
+        }
         // The rename is durable only once the directory entry is on disk.
         File::open(dir)?.sync_all()
     };
@@ -59,6 +82,20 @@ pub fn write_bytes_atomic(
             source: e,
         }
     })
+}
+
+/// Make `prev` a second name of the file at `path` (if there is one), so that the
+/// rename over `path` leaves it in place. Only a name is added and one taken
+/// away: the file, which a reader may still have open, is never written to.
+fn keep_as(path: &Path, prev: &Path) -> io::Result<()> {
+    match fs::remove_file(prev) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    match fs::hard_link(path, prev) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()), // a first write
+        result => result,
+    }
 }
 
 pub fn load_optional<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, StateError> {

@@ -8,6 +8,7 @@
 //!   settings.json               choices that outlive one command (the firewall backend)
 //!   networks/NAME.json          one NetworkRecord per network
 //!   containers/ID/config.json   one ContainerRecord per container
+//!   containers/ID/.config.json.prev  the record it replaced (see files::Previous)
 //!   containers/ID/hosts         the container's /etc/hosts (bind-mounted into it)
 //!   containers/ID/resolv.conf   the container's /etc/resolv.conf
 //!   containers/ID/log           stdout and stderr of a detached container
@@ -38,7 +39,7 @@ pub use addresses::AddressMap;
 pub use index::Allocation;
 pub use lock::Lock;
 
-use files::Durability;
+use files::{Durability, Previous};
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -115,7 +116,12 @@ impl Store {
     }
 
     pub fn save_settings(&self, _lock: &Lock, settings: &Settings) -> Result<(), StateError> {
-        files::write_atomic(&self.root.join("settings.json"), settings, Durability::Disk)
+        files::write_atomic(
+            &self.root.join("settings.json"),
+            settings,
+            Durability::Disk,
+            Previous::Drop,
+        )
     }
 
     fn network_path(&self, name: &str) -> PathBuf {
@@ -151,7 +157,12 @@ impl Store {
     }
 
     pub fn save_network(&self, _lock: &Lock, net: &NetworkRecord) -> Result<(), StateError> {
-        files::write_atomic(&self.network_path(&net.name), net, Durability::Disk)
+        files::write_atomic(
+            &self.network_path(&net.name),
+            net,
+            Durability::Disk,
+            Previous::Drop,
+        )
     }
 
     pub fn remove_network(&self, _lock: &Lock, name: &str) -> Result<(), StateError> {
@@ -207,7 +218,12 @@ impl Store {
 
     /// Record that network `net` is about to be made (before its bridge exists).
     pub fn save_network_intent(&self, _lock: &Lock, net: &NetworkRecord) -> Result<(), StateError> {
-        files::write_atomic(&self.intent_path(&net.name), net, Durability::Disk)
+        files::write_atomic(
+            &self.intent_path(&net.name),
+            net,
+            Durability::Disk,
+            Previous::Drop,
+        )
     }
 
     /// Networks whose creation began and did not finish.
@@ -287,7 +303,12 @@ impl Store {
         self.index_additions(old.as_ref(), c)?;
         let dir = self.container_dir(&c.id);
         std::fs::create_dir_all(&dir).map_err(StateError::io("create directory", &dir))?;
-        files::write_atomic(&dir.join("config.json"), c, Durability::Kernel)?;
+        files::write_atomic(
+            &dir.join("config.json"),
+            c,
+            Durability::Kernel,
+            Previous::Keep,
+        )?;
         self.index_removals(old.as_ref(), Some(c))
     }
 
@@ -300,7 +321,12 @@ impl Store {
         contents: &str,
     ) -> Result<PathBuf, StateError> {
         let path = self.container_dir(id).join(name);
-        files::write_bytes_atomic(&path, contents.as_bytes(), Durability::Kernel)?;
+        files::write_bytes_atomic(
+            &path,
+            contents.as_bytes(),
+            Durability::Kernel,
+            Previous::Drop,
+        )?;
         Ok(path)
     }
 

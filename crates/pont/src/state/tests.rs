@@ -393,3 +393,43 @@ fn address_map_and_mac_entries_follow_the_endpoints() {
     assert!(store.indexes_match(&all).unwrap());
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[test]
+fn a_saved_record_keeps_the_one_it_replaced_and_never_rewrites_a_file() {
+    use std::os::unix::fs::MetadataExt;
+    let root = temp_root("previous");
+    let store = Store::open(&root).unwrap();
+    let lock = store.lock().unwrap();
+    let id = "d".repeat(64);
+    let mut rec = container(&id, "keep");
+    rec.state = ContainerState::Creating;
+    store.save_container(&lock, &rec).unwrap();
+    let path = store.container_dir(&id).join("config.json");
+    let prev = store.container_dir(&id).join(".config.json.prev");
+    let first = std::fs::metadata(&path).unwrap().ino();
+    assert!(!prev.exists(), "a first save replaces nothing");
+
+    rec.state = ContainerState::Running;
+    store.save_container(&lock, &rec).unwrap();
+    // The replaced record is the same file, untouched: a reader that had it
+    // open still reads it whole.
+    assert_eq!(std::fs::metadata(&prev).unwrap().ino(), first);
+    let kept: ContainerRecord = serde_json::from_slice(&std::fs::read(&prev).unwrap()).unwrap();
+    assert_eq!(kept.state, ContainerState::Creating);
+    assert_eq!(
+        store.container(&id).unwrap().unwrap().state,
+        ContainerState::Running
+    );
+    assert!(
+        store.containers().unwrap().len() == 1,
+        "the kept one is no record"
+    );
+
+    rec.state = ContainerState::Exited;
+    store.save_container(&lock, &rec).unwrap();
+    let kept: ContainerRecord = serde_json::from_slice(&std::fs::read(&prev).unwrap()).unwrap();
+    assert_eq!(kept.state, ContainerState::Running);
+    store.remove_container(&lock, &id).unwrap();
+    assert!(!store.container_dir(&id).exists());
+    std::fs::remove_dir_all(&root).unwrap();
+}
