@@ -225,20 +225,23 @@ pub const BRIDGE_ALIAS_PREFIX: &str = "pont network ";
 
 /// Bridge with the gateway address, up. Removed again if a later step fails.
 ///
-/// Two settings keep the cost of each new port from growing with the ports
-/// already there. The bridge gets a MAC of its own (derived from the gateway
-/// address, like an endpoint's): otherwise the kernel scans every port for the
-/// lowest MAC whenever one joins or leaves, and the gateway's MAC changes under
-/// the containers when that port leaves. Multicast snooping is off: with it on,
-/// every port that comes up restarts the query timers of every other port. It
-/// would buy little: pont's networks have no multicast querier, so snooping
-/// forgets a group a few minutes after its members joined (the kernel's
-/// membership interval, 260 s) and floods it from then on, as it does now.
+/// Multicast snooping is off, so that the cost of each new port does not grow
+/// with the ports already there: with it on, every port that comes up restarts
+/// the query timers of every other port. It would buy little: pont's networks
+/// have no multicast querier, so snooping forgets a group a few minutes after
+/// its members joined (the kernel's membership interval, 260 s) and floods it
+/// from then on, as it does now.
+///
+/// The bridge keeps the MAC the kernel gave it. One set by pont would spare
+/// the kernel a scan of every port for the lowest MAC on each join and leave
+/// (about 0.1 ms at 1000 ports), but it also makes an empty bridge lose its
+/// carrier (`br_port_state_selection` runs and finds no port), which the
+/// kernel reports up to a second later: a change of state after the command
+/// that made the network has returned.
 fn make_bridge(nl: &mut Netlink, net: &NetworkRecord) -> Result<u32, EngineError> {
     let index = nl.create_bridge(&net.bridge, net.mtu)?;
     let configure = |nl: &mut Netlink| -> Result<(), EngineError> {
         nl.set_alias(index, &bridge_alias(net))?;
-        nl.set_mac(index, super::mac_for(net.gateway).0)?;
         nl.set_multicast_snooping(index, false)?;
         nl.add_address(index, IpAddr::V4(net.gateway), net.subnet.prefix_len())?;
         nl.set_up(index)?;

@@ -144,18 +144,6 @@ impl Netlink {
             .map(drop)
     }
 
-    /// Set the hardware address of link `index`, like `ip link set ... address`. A bridge
-    /// given one keeps it (`NET_ADDR_SET`): left with the kernel's, it takes the lowest MAC
-    /// of its ports and changes as ports come and go, scanning every port each time.
-    pub fn set_mac(&mut self, index: u32, mac: [u8; 6]) -> Result<(), NetlinkError> {
-        let ctx = Ctx::new(Op::SetMac, format!("ifindex {index}"));
-        let mut message = link_message(index);
-        message
-            .attributes
-            .push(LinkAttribute::Address(mac.to_vec()));
-        self.set_link(ctx, message)
-    }
-
     /// Switch IGMP/MLD snooping of bridge `index` on or off, like `ip link set ... type
     /// bridge mcast_snooping 0|1`. Off, the bridge floods multicast like broadcast.
     pub fn set_multicast_snooping(&mut self, index: u32, on: bool) -> Result<(), NetlinkError> {
