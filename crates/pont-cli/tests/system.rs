@@ -222,7 +222,7 @@ fn corrupt_or_truncated_records_name_the_file_and_hide_no_record() {
     );
 }
 
-/// The indexes beside the records (names/, allocations/, ports/) are derived
+/// The indexes beside the records (names/, addresses/, ports/) are derived
 /// data: entries that no record backs (what a crash between an index write
 /// and a record write leaves) never block a request, and `system check`
 /// names them.
@@ -232,11 +232,12 @@ fn stale_index_entries_are_found_and_do_not_block_a_request() {
     sb.pont_ok(&["network", "create", "web", "--subnet", "10.89.6.0/24"]);
     run_sleeper(&sb, "a", &[]);
     let root = sb.root();
-    std::fs::write(
-        root.join("allocations/web/10.89.6.9,02:42:0a:59:06:09"),
-        "f".repeat(64),
-    )
-    .unwrap();
+    // 10.89.6.9 held in web's address map (byte 1, bit 1) by no record.
+    let map = root.join("addresses/web/10.89.6.0-24");
+    let mut bits = std::fs::read(&map).unwrap();
+    bits.resize(2, 0);
+    bits[1] |= 0b10;
+    std::fs::write(&map, bits).unwrap();
     std::fs::create_dir_all(root.join("ports")).unwrap();
     std::fs::write(root.join("ports/tcp,*,8080-8080,80-80"), "ghost").unwrap();
     std::fs::write(root.join("names/ghost"), "e".repeat(64)).unwrap();
