@@ -23,7 +23,7 @@ mod tests;
 
 use std::cell::RefCell;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
@@ -224,23 +224,6 @@ pub fn close_in_background() {
         keeper::hand_over(nl.socket.as_raw_fd(), nl.deleted);
     }
     // Dropping closes our copy: the last one unless the keeper took it.
-}
-
-/// Close every descriptor but `keep`.
-fn close_all_but(keep: &[RawFd]) {
-    let mut keep = keep.to_vec();
-    keep.sort_unstable();
-    let mut from: u32 = 0;
-    for fd in keep {
-        let fd = fd as u32;
-        if fd > from {
-            // SAFETY: close_range(2) closes descriptors of this process only.
-            unsafe { libc::syscall(libc::SYS_close_range, from, fd - 1, 0) };
-        }
-        from = fd + 1;
-    }
-    // SAFETY: as above.
-    unsafe { libc::syscall(libc::SYS_close_range, from, u32::MAX, 0) };
 }
 
 /// The calling thread's network namespace, as the device and inode of its file.

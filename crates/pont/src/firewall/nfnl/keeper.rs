@@ -12,8 +12,9 @@
 //! closed while the previous one's deletions were still within their grace
 //! period, and the next command's commit waited 5-15 ms for it: most of a
 //! teardown. Sockets held here are closed only after the keeper saw no new
-//! one for [`IDLE`] and waited out one grace period itself, so the flush
-//! finds nothing to wait for and nobody is committing.
+//! one for [`IDLE_MS`] and waited out one grace period itself, so the flush
+//! finds nothing to wait for and nobody is committing. A namespace that is
+//! never quiet that long gets a new keeper every [`MAX_LIFE_MS`].
 //!
 //! The keeper is found by an abstract unix socket name, which the kernel
 //! scopes to the network namespace, like the commit mutex. Sockets are handed
@@ -41,6 +42,12 @@ const IDLE_MS: i64 = 150;
 
 /// Sockets one keeper holds at most; more are closed at once.
 const CAPACITY: usize = 4096;
+
+/// How long a keeper collects at most. Commands more often than every
+/// [`IDLE_MS`] (a loop of `pont ps`, a busy host) would otherwise keep one
+/// keeper, and every socket handed to it, for as long as they go on; after
+/// this it closes what it holds and the next command starts another.
+const MAX_LIFE_MS: i64 = 5000;
 
 /// Hand the last reference to `socket` to this namespace's keeper, starting
 /// one if there is none and `start` is set. Returns false if nobody took it:
@@ -73,7 +80,11 @@ fn start_keeper(socket: RawFd) -> bool {
     // module docs), so it is sound even if another thread held a lock.
     match unsafe { libc::fork() } {
         0 => {
-            super::close_all_but(&[socket]);
+            close_all_but(socket);
+            // The caller's working directory may be the state root or a
+            // mount that someone unmounts right after the command.
+            // SAFETY: a NUL-terminated static path.
+            unsafe { libc::chdir(c"/".as_ptr()) };
             // SAFETY: the name is a NUL-terminated static string.
             unsafe { libc::prctl(libc::PR_SET_NAME, c"pont-keeper".as_ptr()) };
             allow_all_descriptors();
@@ -83,6 +94,17 @@ fn start_keeper(socket: RawFd) -> bool {
         }
         pid => pid > 0,
     }
+}
+
+/// Close every descriptor but `keep`, allocating nothing (see the module docs).
+fn close_all_but(keep: RawFd) {
+    let keep = keep as u32;
+    if keep > 0 {
+        // SAFETY: close_range(2) closes descriptors of this process only.
+        unsafe { libc::syscall(libc::SYS_close_range, 0u32, keep - 1, 0u32) };
+    }
+    // SAFETY: as above.
+    unsafe { libc::syscall(libc::SYS_close_range, keep + 1, u32::MAX, 0u32) };
 }
 
 /// Raise the soft limit on open descriptors to the hard one: each socket
@@ -107,7 +129,7 @@ fn keep(first: RawFd) {
     let mut count = 1;
     match listen() {
         Ok(listener) => {
-            collect(listener, &mut held, &mut count);
+            collect(listener, &mut held, &mut count, MAX_LIFE_MS);
             // SAFETY: closes our own descriptor; the name is free from here on.
             unsafe { libc::close(listener) };
         }
@@ -122,11 +144,13 @@ fn keep(first: RawFd) {
     }
 }
 
-/// Accept handed-over sockets until none came for [`IDLE_MS`].
-fn collect(listener: RawFd, held: &mut [RawFd; CAPACITY], count: &mut usize) {
+/// Accept handed-over sockets until none came for [`IDLE_MS`], or for
+/// `life_ms` in all.
+fn collect(listener: RawFd, held: &mut [RawFd; CAPACITY], count: &mut usize, life_ms: i64) {
+    let end = now_ms() + life_ms;
     let mut deadline = now_ms() + IDLE_MS;
     loop {
-        let left = deadline - now_ms();
+        let left = deadline.min(end) - now_ms();
         if left <= 0 {
             return;
         }
@@ -137,7 +161,9 @@ fn collect(listener: RawFd, held: &mut [RawFd; CAPACITY], count: &mut usize) {
         };
         // SAFETY: one valid pollfd.
         unsafe { libc::poll(&mut pfd, 1, left as libc::c_int) };
-        loop {
+        // Bounded by `end` too: connections that keep coming (anyone may
+        // connect) must not hold the keeper here.
+        while now_ms() < end {
             // SAFETY: accept4 on our listening socket; no peer address asked for.
             let conn = unsafe { libc::accept4(listener, ptr::null_mut(), ptr::null_mut(), 0) };
             if conn < 0 {
@@ -443,6 +469,73 @@ mod tests {
             let waited = reap(pid);
             assert!(waited < Duration::from_secs(5), "keeper lived {waited:?}");
             assert!(keeper_pid().is_none(), "the name is free again");
+        });
+    }
+
+    /// The keeper started by `hand_over`, once it listens.
+    fn started_keeper() -> libc::pid_t {
+        let start = Instant::now();
+        loop {
+            match keeper_pid() {
+                Some(pid) => return pid,
+                None if start.elapsed() < Duration::from_secs(1) => {
+                    std::thread::sleep(Duration::from_millis(2))
+                }
+                None => panic!("no keeper listens"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_keeper_holds_no_directory_of_its_caller() {
+        // The caller's working directory (cargo runs tests in the crate's)
+        // may be a mount someone unmounts next, or the state root.
+        in_fresh_netns(|| {
+            let (socket, _) = netfilter_socket();
+            assert!(hand_over(socket.as_raw_fd(), true), "no keeper started");
+            drop(socket);
+            let pid = started_keeper();
+            let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap();
+            reap(pid);
+            assert_eq!(cwd, std::path::Path::new("/"), "the keeper's directory");
+        });
+    }
+
+    #[test]
+    fn a_namespace_that_is_never_quiet_does_not_keep_a_keeper_forever() {
+        // Commands more often than every IDLE_MS: each hand-over restarts
+        // the wait for quiet, so only a limit on the keeper's life ends it.
+        in_fresh_netns(|| {
+            let listener = listen().unwrap();
+            let stop = std::sync::atomic::AtomicBool::new(false);
+            let (held, count, took) = std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    // Three seconds at most: without the limit, the test ends.
+                    let begun = Instant::now();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                        && begun.elapsed() < Duration::from_secs(3)
+                    {
+                        let (socket, _) = netfilter_socket();
+                        let _ = send_to_keeper(socket.as_raw_fd());
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                });
+                let mut held = Box::new([-1 as RawFd; CAPACITY]);
+                let mut count = 0;
+                let start = Instant::now();
+                collect(listener, &mut held, &mut count, 400);
+                let took = start.elapsed();
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                (held, count, took)
+            });
+            for &fd in &held[..count] {
+                // SAFETY: descriptors received by `collect` in this process.
+                unsafe { libc::close(fd) };
+            }
+            // SAFETY: our own listener.
+            unsafe { libc::close(listener) };
+            assert!(count > 3, "{count} sockets collected");
+            assert!(took < Duration::from_millis(1500), "collected for {took:?}");
         });
     }
 
