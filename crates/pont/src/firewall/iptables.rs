@@ -341,10 +341,16 @@ pub(super) fn render(rules: &RuleSet, current: &str) -> String {
         }
         if table == "nat" {
             // Blocks that lost their mappings: their jumps went with the
-            // flush of PONT-DNAT above.
+            // flush of PONT-DNAT above. One that a rule outside pont's
+            // chains still jumps to (an admin's, from PREROUTING) is only
+            // emptied: deleting it would fail the whole batch (EBUSY), and
+            // with it every change, a container's removal included.
             for stale in dnat::block_chains_in(current) {
                 if !blocks.contains(stale.as_str()) {
-                    writeln!(b, "-F {stale}\n-X {stale}").unwrap();
+                    writeln!(b, "-F {stale}").unwrap();
+                    if !targeted_from_outside(current, &stale) {
+                        writeln!(b, "-X {stale}").unwrap();
+                    }
                 }
             }
         }
@@ -458,6 +464,22 @@ fn has_jump(current: &str, builtin: &str, matches: &str, chain: &str) -> bool {
     current
         .lines()
         .any(|l| l == format!("-A {builtin} {matches}-j {chain}"))
+}
+
+/// Whether a rule in a chain not pont's (`iptables-save` lists it) jumps
+/// or goes to `chain`. The rules of pont's chains are rewritten in the same
+/// batch.
+fn targeted_from_outside(current: &str, chain: &str) -> bool {
+    current
+        .lines()
+        .filter_map(|l| l.strip_prefix("-A "))
+        .filter(|rule| !rule.starts_with("PONT-"))
+        .any(|rule| {
+            let words: Vec<&str> = rule.split(' ').collect();
+            words
+                .windows(2)
+                .any(|w| matches!(w[0], "-j" | "-g") && w[1] == chain)
+        })
 }
 
 fn chain_has_rules(current: &str, chain: &str) -> bool {

@@ -326,6 +326,22 @@ fn a_full_apply_removes_blocks_no_longer_used() {
     assert!(!batch.contains("-X PONT-DNAT-TCP-31"), "{batch}");
 }
 
+#[test]
+fn a_full_apply_keeps_the_chain_of_a_block_an_admins_rule_jumps_to() {
+    let current = "*nat\n:PONT-DNAT - [0:0]\n:PONT-DNAT-TCP-2 - [0:0]\n:PONT-DNAT-TCP-3 - [0:0]\n\
+                   -A PREROUTING -p tcp -m tcp --dport 5555 -j PONT-DNAT-TCP-2\n\
+                   -A PONT-DNAT -p tcp -m tcp --dport 768:1023 -j PONT-DNAT-TCP-3\n";
+    let batch = render(&with_mappings(), current);
+    // Deleting it would fail the batch: it is emptied and left.
+    assert!(
+        batch.contains("\n-F PONT-DNAT-TCP-2\n-F PONT-DNAT-TCP-3\n"),
+        "{batch}"
+    );
+    assert!(!batch.contains("-X PONT-DNAT-TCP-2"), "{batch}");
+    // Only pont's own jump to it, which goes with the flush of PONT-DNAT.
+    assert!(batch.contains("\n-X PONT-DNAT-TCP-3\n"), "{batch}");
+}
+
 /// A full ebtables rewrite: the chains declared, the 16 bucket jumps, each
 /// port's rules in its bucket, the hooks jumped to once.
 #[test]
