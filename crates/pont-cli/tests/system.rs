@@ -238,8 +238,9 @@ fn stale_index_entries_are_found_and_do_not_block_a_request() {
     bits.resize(2, 0);
     bits[1] |= 0b10;
     std::fs::write(&map, bits).unwrap();
-    std::fs::create_dir_all(root.join("ports")).unwrap();
-    std::fs::write(root.join("ports/tcp,*,8080-8080,80-80"), "ghost").unwrap();
+    // Port 8080 is in block 31 (7936-8191) of the port index.
+    std::fs::create_dir_all(root.join("ports/tcp/31")).unwrap();
+    std::fs::write(root.join("ports/tcp/31/tcp,*,8080-8080,80-80"), "ghost").unwrap();
     std::fs::write(root.join("names/ghost"), "e".repeat(64)).unwrap();
     let (ok, report) = check(&sb);
     assert!(!ok, "{report}");

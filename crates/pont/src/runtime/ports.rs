@@ -130,15 +130,17 @@ impl Runtime {
             )));
         }
         let store = self.engine.store();
-        // Every live container's mappings, from the index: no record is read.
-        let mut taken = store.published_ports()?;
-        if !own_taken {
-            if let Some(stored) = store.container(&rec.id)? {
-                if stored.state != ContainerState::Exited {
-                    taken.retain(|m| !stored.ports.contains(m));
-                }
+        // What this container already holds is not in the way of itself.
+        let own: Vec<PortMapping> = if own_taken {
+            vec![]
+        } else {
+            match store.container(&rec.id)? {
+                Some(stored) if stored.state != ContainerState::Exited => stored.ports,
+                _ => vec![],
             }
-        }
+        };
+        // Every published mapping, read only to pick a free host port.
+        let mut every: Option<Vec<PortMapping>> = None;
         let mut mine: Vec<PortMapping> = Vec::new();
         let host_addrs = host_addresses()?;
         let sockets = host_sockets::listening()?;
@@ -152,7 +154,15 @@ impl Runtime {
                     container_ports: spec.container_ports,
                     protocol: spec.protocol,
                 },
-                None => pick_free(host_ip, spec, &taken, &mine, &sockets)?,
+                None => {
+                    if every.is_none() {
+                        let mut all = store.published_ports()?;
+                        all.retain(|m| !own.contains(m));
+                        every = Some(all);
+                    }
+                    let taken = every.as_deref().unwrap_or_default();
+                    pick_free(host_ip, spec, taken, &mine, &sockets)?
+                }
             };
             if let Some(other) = mine.iter().find(|m| m.conflicts_with(&mapping)) {
                 return Err(RuntimeError::PortPublished(format!(
@@ -162,7 +172,12 @@ impl Runtime {
                     other.display()
                 )));
             }
-            if let Some(other) = taken.iter().find(|m| m.conflicts_with(&mapping)) {
+            // Only the index blocks the host range spans: no O(all mappings) read.
+            let near = store.published_ports_near(mapping.protocol, mapping.host_ports)?;
+            let clash = near
+                .iter()
+                .find(|m| !own.contains(m) && m.conflicts_with(&mapping));
+            if let Some(other) = clash {
                 let owner = store.port_owner(other)?;
                 return Err(RuntimeError::PortPublished(format!(
                     "host port {} is already published by container {owner} ({})",

@@ -433,3 +433,129 @@ fn a_saved_record_keeps_the_one_it_replaced_and_never_rewrites_a_file() {
     assert!(!store.container_dir(&id).exists());
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+fn tcp(host: (u16, u16), ip: Option<&str>) -> crate::model::PortMapping {
+    use crate::model::{PortMapping, PortRange, Protocol};
+    let (start, end) = host;
+    PortMapping {
+        host_ip: ip.map(|i| i.parse().unwrap()),
+        host_ports: PortRange { start, end },
+        container_ports: PortRange {
+            start: 1000,
+            end: 1000 + (end - start),
+        },
+        protocol: Protocol::Tcp,
+    }
+}
+
+#[test]
+fn a_port_range_is_indexed_in_every_block_it_spans_and_listed_once() {
+    use crate::model::{PortRange, Protocol};
+    let root = temp_root("port-blocks");
+    let store = Store::open(&root).unwrap();
+    let lock = store.lock().unwrap();
+    store.rebuild_indexes(&lock, &[]).unwrap();
+    // 500-1100: blocks 1 (256-511) to 4 (1024-1279).
+    let wide = tcp((500, 1100), None);
+    let mut one = container(&"a".repeat(64), "one");
+    one.ports = vec![wide.clone(), tcp((40000, 40000), Some("127.0.0.1"))];
+    store.save_container(&lock, &one).unwrap();
+    let name = "tcp,*,500-1100,1000-1600";
+    for block in 1..=4 {
+        assert!(root.join(format!("ports/tcp/{block}/{name}")).exists());
+    }
+    assert!(!root.join(format!("ports/tcp/0/{name}")).exists());
+    assert!(!root.join(format!("ports/tcp/5/{name}")).exists());
+    assert_eq!(store.published_ports().unwrap().len(), 2, "deduped");
+    // A query spanning blocks 3 and 4 sees it once; one past its end, none.
+    let near = |s, e| store.published_ports_near(Protocol::Tcp, PortRange { start: s, end: e });
+    assert_eq!(near(800, 1279).unwrap(), std::slice::from_ref(&wide));
+    assert!(
+        near(1101, 1279).unwrap().is_empty(),
+        "same block, no overlap"
+    );
+    assert!(store
+        .published_ports_near(
+            Protocol::Udp,
+            PortRange {
+                start: 500,
+                end: 500
+            }
+        )
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.port_owner(&wide).unwrap(), "one");
+    assert!(store.indexes_match(&store.containers().unwrap()).unwrap());
+
+    one.state = ContainerState::Exited;
+    store.save_container(&lock, &one).unwrap();
+    assert!(store.published_ports().unwrap().is_empty());
+    for block in 1..=4 {
+        assert!(!root.join(format!("ports/tcp/{block}/{name}")).exists());
+    }
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn a_conflict_is_found_across_a_block_boundary() {
+    use crate::model::{PortRange, Protocol};
+    let root = temp_root("port-boundary");
+    let store = Store::open(&root).unwrap();
+    let lock = store.lock().unwrap();
+    // 39900-39940 ends in block 155 (39680-39935) and reaches into 156.
+    let mut one = container(&"a".repeat(64), "one");
+    one.ports = vec![tcp((39900, 39940), None)];
+    store.save_container(&lock, &one).unwrap();
+    // A request that lies wholly in block 156 still meets it.
+    let asked = tcp((39936, 39936), Some("127.0.0.1"));
+    let near = store
+        .published_ports_near(Protocol::Tcp, PortRange::single(39936))
+        .unwrap();
+    assert_eq!(near.len(), 1);
+    assert!(near[0].conflicts_with(&asked));
+    assert_eq!(store.port_owner(&near[0]).unwrap(), "one");
+    assert!(store
+        .published_ports_near(Protocol::Tcp, PortRange::single(39941))
+        .unwrap()
+        .is_empty());
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn a_port_missing_from_one_of_its_blocks_is_a_difference() {
+    let root = temp_root("port-partial");
+    let store = Store::open(&root).unwrap();
+    let lock = store.lock().unwrap();
+    let mut one = container(&"a".repeat(64), "one");
+    one.ports = vec![tcp((250, 260), None)];
+    store.save_container(&lock, &one).unwrap();
+    let all = store.containers().unwrap();
+    assert!(store.indexes_match(&all).unwrap());
+    std::fs::remove_file(root.join("ports/tcp/1/tcp,*,250-260,1000-1010")).unwrap();
+    assert!(!store.indexes_match(&all).unwrap());
+    store.rebuild_indexes(&lock, &all).unwrap();
+    assert!(store.indexes_match(&all).unwrap());
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn a_root_with_the_flat_port_index_is_rebuilt() {
+    let root = temp_root("old-ports");
+    let store = Store::open(&root).unwrap();
+    let lock = store.lock().unwrap();
+    let mut one = container(&"a".repeat(64), "one");
+    one.ports = vec![tcp((8080, 8080), None)];
+    store.save_container(&lock, &one).unwrap();
+    // What the previous layout left: names/, addresses/, ports/ with flat entries.
+    std::fs::remove_dir_all(root.join("ports")).unwrap();
+    std::fs::create_dir_all(root.join("ports")).unwrap();
+    std::fs::write(root.join("ports/tcp,*,8080-8080,1000-1000"), "one").unwrap();
+    assert!(!store.has_indexes(), "the flat layout is no index");
+    let all = store.containers().unwrap();
+    store.rebuild_indexes(&lock, &all).unwrap();
+    assert!(store.has_indexes());
+    assert!(!root.join("ports/tcp,*,8080-8080,1000-1000").exists());
+    assert!(root.join("ports/tcp/31/tcp,*,8080-8080,1000-1000").exists());
+    assert!(store.indexes_match(&all).unwrap());
+    std::fs::remove_dir_all(&root).unwrap();
+}
