@@ -63,19 +63,7 @@ fn a_keeper_holds_nothing_of_the_command_that_left_it() {
     // A keeper lives 150 ms after the last command: look for one a few times.
     for i in 0..5 {
         let name = format!("c{i}");
-        sb.pont_ok(&[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--network",
-            "web",
-            "-p",
-            "8080:80",
-            "--",
-            "sleep",
-            "100",
-        ]);
+        run_publishing_8080(&sb, &name);
         let took = through_pipes(&sb, &["rm", "-f", &name]);
         assert!(
             took < Duration::from_secs(5),
@@ -99,19 +87,7 @@ fn a_keeper_holds_nothing_of_the_command_that_left_it() {
 fn keepers_end_while_commands_keep_coming() {
     let sb = host_only();
     sb.pont_ok(&["--firewall", "nftables", "network", "create", "web"]);
-    sb.pont_ok(&[
-        "run",
-        "-d",
-        "--name",
-        "a",
-        "--network",
-        "web",
-        "-p",
-        "8080:80",
-        "--",
-        "sleep",
-        "100",
-    ]);
+    run_publishing_8080(&sb, "a");
     // One that deletes, so that a keeper starts; then a command every 50
     // ms, each socket handed to it, for longer than a keeper may live.
     sb.pont_ok(&["port", "rm", "a", "8080:80"]);
@@ -135,4 +111,10 @@ fn keepers_end_while_commands_keep_coming() {
         testkit::wait_until(Duration::from_secs(6), || keepers(&sb).is_empty()),
         "a keeper outlived the last command by 6 s"
     );
+}
+
+/// A detached container on network `web` that publishes host port 8080.
+fn run_publishing_8080(sb: &Sandbox, name: &str) {
+    let argv = ["run", "-d", "--name", name, "--network", "web"];
+    sb.pont_ok(&[&argv[..], &["-p", "8080:80", "--", "sleep", "100"]].concat());
 }
