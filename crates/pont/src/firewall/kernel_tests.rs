@@ -29,19 +29,23 @@ fn ruleset() -> String {
     sh("nft -s list ruleset")
 }
 
+/// iptables-nft and ebtables-nft make a table's built-in chains when they
+/// first touch it, and leave them: the host's state before pont.
+pub(crate) fn touch_tables() {
+    sh(
+        "touch() { iptables -t $1 -A $2 -j ACCEPT && iptables -t $1 -D $2 -j ACCEPT; }; \
+        touch filter FORWARD; touch filter INPUT; touch raw PREROUTING; \
+        touch nat PREROUTING; touch nat OUTPUT; touch nat POSTROUTING; \
+        ebtables -A FORWARD -j ACCEPT; ebtables -D FORWARD -j ACCEPT; \
+        ebtables -t nat -A PREROUTING -j ACCEPT; ebtables -t nat -D PREROUTING -j ACCEPT",
+    );
+}
+
 #[test]
 fn both_backends_apply_idempotently_and_remove_completely() {
     for backend in Backend::ALL {
         in_fresh_netns(|| {
-            // iptables-nft makes a table's built-in chains when it first touches
-            // the table, and leaves them: that is the host's state before pont.
-            sh(
-                "touch() { iptables -t $1 -A $2 -j ACCEPT && iptables -t $1 -D $2 -j ACCEPT; }; \
-                touch filter FORWARD; touch filter INPUT; touch raw PREROUTING; \
-                touch nat PREROUTING; touch nat OUTPUT; touch nat POSTROUTING; \
-                ebtables -A FORWARD -j ACCEPT; ebtables -D FORWARD -j ACCEPT; \
-                ebtables -t nat -A PREROUTING -j ACCEPT; ebtables -t nat -D PREROUTING -j ACCEPT",
-            );
+            touch_tables();
             let empty = ruleset();
             backend.apply(&sample()).unwrap();
             let once = ruleset();

@@ -4,6 +4,7 @@
 use super::tests::with_mappings;
 use super::*;
 use crate::firewall::kernel_tests::sh;
+pub(super) use crate::firewall::kernel_tests::touch_tables;
 use crate::firewall::{Backend, EndpointRules, MappingRules};
 use crate::model::{PortMapping, PortRange, Protocol};
 use crate::netlink::tests::in_fresh_netns;
@@ -19,18 +20,6 @@ pub(super) fn listing() -> Vec<String> {
         .collect();
     lines.sort();
     lines
-}
-
-/// iptables-nft and ebtables-nft make a table's built-in chains when they
-/// first touch it, and leave them: the host's state before pont.
-pub(super) fn touch_tables() {
-    sh(
-        "touch() { iptables -t $1 -A $2 -j ACCEPT && iptables -t $1 -D $2 -j ACCEPT; }; \
-        touch filter FORWARD; touch filter INPUT; touch raw PREROUTING; \
-        touch nat PREROUTING; touch nat OUTPUT; touch nat POSTROUTING; \
-        ebtables -A FORWARD -j ACCEPT; ebtables -D FORWARD -j ACCEPT; \
-        ebtables -t nat -A PREROUTING -j ACCEPT; ebtables -t nat -D PREROUTING -j ACCEPT",
-    );
 }
 
 pub(super) fn tcp(container: &str, ip: &str, host: (u16, u16), to: u16) -> MappingRules {
