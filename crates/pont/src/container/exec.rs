@@ -196,7 +196,7 @@ fn setup_error(pid: i32, plan: &HelperPlan, failure: Failure) -> ContainerError 
 /// The helper's whole life, after the clone.
 fn join_and_spawn(plan: &HelperPlan, channel: &OwnedFd, keep_fds: &[RawFd]) -> ! {
     let _unwind = ExitOnUnwind(SETUP_FAILED);
-    let spawned = sys::close_fds_except(keep_fds)
+    let spawned = sys::close_fds_except(3, keep_fds)
         .map_err(|errno| Failure::new(SetupStep::CloseInheritedFds, errno))
         .and_then(|()| join_cgroups(plan))
         .and_then(|()| join_namespaces(plan))

@@ -62,7 +62,7 @@ pub(super) fn run(plan: &InitPlan, keep_fds: &[RawFd]) -> ! {
     let signals = supervised_signals();
     let _ = signals.thread_block();
     reset_sigchld();
-    let trimmed = sys::close_fds_except(keep_fds);
+    let trimmed = sys::close_fds_except(3, keep_fds);
     let channel = plan.channel.as_fd();
     if channel::recv(channel) != Ok(Some(Record::Go)) {
         // The caller dropped `Created` or died: nothing to report to.

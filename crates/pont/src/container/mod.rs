@@ -43,7 +43,7 @@ mod mounts;
 mod plan;
 mod proc;
 mod spawn;
-mod sys;
+pub(crate) mod sys;
 mod wait;
 
 use std::path::PathBuf;

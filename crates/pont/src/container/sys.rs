@@ -130,12 +130,12 @@ fn close_range(first: u32, last: u32, flags: u32) -> Result<(), Errno> {
     Errno::result(ret).map(drop)
 }
 
-/// Close every descriptor from 3 up except those in `keep` (ascending, each ≥ 3). A cloned
-/// child gets a copy of every descriptor of the caller, including those other threads
-/// opened for other containers: holding a copy of their control sockets would delay their
-/// end-of-file.
-pub(super) fn close_fds_except(keep: &[RawFd]) -> Result<(), Errno> {
-    let mut first: u32 = 3;
+/// Close every descriptor from `from` up except those in `keep` (ascending, each ≥ `from`).
+/// A cloned child gets a copy of every descriptor of the caller, including those other
+/// threads opened for other containers: holding a copy of their control sockets would delay
+/// their end-of-file. Allocates nothing: safe in a child forked from a threaded process.
+pub(crate) fn close_fds_except(from: u32, keep: &[RawFd]) -> Result<(), Errno> {
+    let mut first = from;
     for &fd in keep {
         let fd = u32::try_from(fd).map_err(|_| Errno::EBADF)?;
         if fd > first {

@@ -32,6 +32,8 @@ use std::mem::{size_of, size_of_val, zeroed};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr;
 
+use crate::container::sys::close_fds_except;
+
 /// The keeper's name in the abstract namespace (leading NUL implied).
 const NAME: &[u8] = b"pont-nfnl-keeper";
 
@@ -80,7 +82,8 @@ fn start_keeper(socket: RawFd) -> bool {
     // module docs), so it is sound even if another thread held a lock.
     match unsafe { libc::fork() } {
         0 => {
-            close_all_but(socket);
+            // stdio too: a caller reading pont's output must see its end.
+            let _ = close_fds_except(0, &[socket]);
             // The caller's working directory may be the state root or a
             // mount that someone unmounts right after the command.
             // SAFETY: a NUL-terminated static path.
@@ -94,17 +97,6 @@ fn start_keeper(socket: RawFd) -> bool {
         }
         pid => pid > 0,
     }
-}
-
-/// Close every descriptor but `keep`, allocating nothing (see the module docs).
-fn close_all_but(keep: RawFd) {
-    let keep = keep as u32;
-    if keep > 0 {
-        // SAFETY: close_range(2) closes descriptors of this process only.
-        unsafe { libc::syscall(libc::SYS_close_range, 0u32, keep - 1, 0u32) };
-    }
-    // SAFETY: as above.
-    unsafe { libc::syscall(libc::SYS_close_range, keep + 1, u32::MAX, 0u32) };
 }
 
 /// Raise the soft limit on open descriptors to the hard one: each socket

@@ -132,22 +132,22 @@ impl Messages {
     /// `:CHAIN` of a `--noflush` batch for a chain that is not there: made,
     /// and an error if it is (a stale chain: the full rewrite then flushes it).
     pub(super) fn new_chain(&mut self, chain: &str) {
-        self.batch.begin(msg::NEWCHAIN, NFPROTO_IPV4, NLM_F_EXCL);
-        let w = self.batch.writer();
-        w.put_str(NFTA_CHAIN_TABLE, NAT);
-        w.put_str(NFTA_CHAIN_NAME, chain);
-        self.batch.end();
-        self.what.push(format!("create chain {NAT} {chain}"));
+        self.nat_chain(msg::NEWCHAIN, NLM_F_EXCL, chain, "create");
     }
 
     /// `-X CHAIN`, once its rules and the jump to it are deleted.
     pub(super) fn delete_chain(&mut self, chain: &str) {
-        self.batch.begin(msg::DELCHAIN, NFPROTO_IPV4, NLM_F_NONREC);
+        self.nat_chain(msg::DELCHAIN, NLM_F_NONREC, chain, "delete");
+    }
+
+    /// One message about nat chain `chain`, named by `verb` in errors.
+    fn nat_chain(&mut self, kind: u8, flags: u16, chain: &str, verb: &str) {
+        self.batch.begin(kind, NFPROTO_IPV4, flags);
         let w = self.batch.writer();
         w.put_str(NFTA_CHAIN_TABLE, NAT);
         w.put_str(NFTA_CHAIN_NAME, chain);
         self.batch.end();
-        self.what.push(format!("delete chain {NAT} {chain}"));
+        self.what.push(format!("{verb} chain {NAT} {chain}"));
     }
 
     pub(super) fn append_rule(
